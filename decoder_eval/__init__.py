@@ -1,0 +1,1 @@
+"""Decoder track: frozen causal LMs under rewiring plans on LAMBADA, ARC, HellaSwag, WinoGrande, GSM8K."""

@@ -1,0 +1,86 @@
+"""The results store shared by both tracks: one JSON file per record, written atomically.
+
+Why one file per record rather than one JSON Lines file: a rename is atomic on every POSIX file
+system, so a crash (or a kill at any instant) leaves either a whole record or none, several
+processes (``accelerate launch`` ranks, a sweep restarted while another runs) can write at once
+without locks, and "is this done?" is one ``stat``. A record's file name is the hash of
+everything that determines it (its *key*), so a changed input never reuses a stale record.
+
+Layout: ``<root>/<track>/<key[:2]>/<key>.json``. The key fields are chosen by the caller (model +
+its file hash, plan hash, task, subset, seed, healed, code version ...); ``record_key`` hashes
+them canonically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+DEFAULT_ROOT = Path(os.environ.get("PAINTERS_RESULTS", "results"))
+
+
+def record_key(fields: dict[str, Any]) -> str:
+    """sha256 (first 20 hex) of the key fields as canonical JSON (sorted keys, no spaces)."""
+    blob = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+
+
+class ResultsStore:
+    """``store.put(track, key_fields, record)``, ``store.has(...)``, ``store.records(track)``."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else DEFAULT_ROOT
+
+    def path(self, track: str, key: str) -> Path:
+        return self.root / track / key[:2] / f"{key}.json"
+
+    def has(self, track: str, key_fields: dict) -> bool:
+        return self.path(track, record_key(key_fields)).exists()
+
+    def get(self, track: str, key_fields: dict) -> dict | None:
+        p = self.path(track, record_key(key_fields))
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def put(self, track: str, key_fields: dict, record: dict) -> Path:
+        """Write one record (its key fields are stored inside it under ``"key"``)."""
+        key = record_key(key_fields)
+        body = dict(record, key=key_fields, key_hash=key, track=track)
+        path = self.path(track, key)
+        atomic_write_json(path, body)
+        return path
+
+    def records(self, track: str | None = None, **match) -> Iterator[dict]:
+        """Every whole record of a track (or all tracks) whose key fields equal ``match``."""
+        tracks = [track] if track else sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []
+        for t in tracks:
+            for p in sorted((self.root / t).glob("*/*.json")):
+                rec = json.loads(p.read_text())
+                if all(rec.get("key", {}).get(k) == v for k, v in match.items()):
+                    yield rec

@@ -1,0 +1,167 @@
+"""The paper's variants as pure functions returning plans, and a parser for a user's spec.
+
+Index convention (from the paper's released code, ``routing_*.py``, argument ``start_layer``):
+with ``N = start_layer`` and ``T`` layers numbered ``0..T-1``,
+
+* kept at the start: layers ``0..N``          (N + 1 layers)
+* the middle:        layers ``N+1..T-N-1``    (T - 2N - 1 layers)
+* kept at the end:   layers ``T-N..T-1``      (N layers)
+
+The paper's text says "skip layers N to T-N"; in the code both ends of that range are kept, so
+it is the open interval (N, T-N). ``N`` is valid from 0 to ``(T-2)//2`` (the middle is never
+empty). The variants, all on that middle:
+
+=====================  ============================================================================
+full                   0..T-1
+skip                   the middle dropped
+middle_repeat          layer ``T//2`` run (T - 2N - 1) times in place of the middle
+reverse                the middle in reverse order
+random (seed)          the middle shuffled by ``random.Random(seed)`` - the same permutation as the
+                       paper's ``random.seed(seed); random.shuffle(...)``, without touching the
+                       global RNG
+parallel               the middle as one parallel group (every member on the same input, mean out)
+looped_parallel (k)    that group applied k times, each time to the previous mean (paper: k=3)
+skip_one (i)           every layer but i (Fig. 2)
+switch (i)             layer i+1 runs before layer i (Fig. 2)
+=====================  ============================================================================
+"""
+
+from __future__ import annotations
+
+import random as _random
+
+from .plans import Layer, Parallel, Plan, PlanError, Repeat, full_plan
+
+
+def middle(num_layers: int, n: int) -> list[int]:
+    """The layers the variants act on: N+1..T-N-1 (see the module docstring)."""
+    max_n = max_start(num_layers)
+    if not 0 <= n <= max_n:
+        raise PlanError(
+            f"N={n} is out of range for a model of {num_layers} layers: N keeps layers 0..N and "
+            f"T-N..T-1, so it must be between 0 and {max_n}"
+        )
+    return list(range(n + 1, num_layers - n))
+
+
+def max_start(num_layers: int) -> int:
+    """The largest N that leaves a non-empty middle."""
+    if num_layers < 2:
+        raise PlanError(f"the variants need a model of at least 2 layers, got {num_layers}")
+    return (num_layers - 2) // 2
+
+
+def n_range(num_layers: int) -> list[int]:
+    """Every valid N, the x-axis of the paper's Figs. 4-9."""
+    return list(range(0, max_start(num_layers) + 1))
+
+
+def _around(num_layers: int, n: int, middle_steps) -> Plan:
+    head = [Layer(i) for i in range(0, n + 1)]
+    tail = [Layer(i) for i in range(num_layers - n, num_layers)]
+    return Plan(tuple(head + list(middle_steps) + tail))
+
+
+def full(num_layers: int) -> Plan:
+    return full_plan(num_layers)
+
+
+def skip(num_layers: int, n: int) -> Plan:
+    middle(num_layers, n)
+    return _around(num_layers, n, [])
+
+
+def middle_repeat(num_layers: int, n: int) -> Plan:
+    count = len(middle(num_layers, n))
+    return _around(num_layers, n, [Repeat(Layer(num_layers // 2), count)])
+
+
+def reverse(num_layers: int, n: int) -> Plan:
+    return _around(num_layers, n, [Layer(i) for i in reversed(middle(num_layers, n))])
+
+
+def random(num_layers: int, n: int, seed: int = 0) -> Plan:
+    order = middle(num_layers, n)
+    _random.Random(seed).shuffle(order)
+    return _around(num_layers, n, [Layer(i) for i in order])
+
+
+def looped_parallel(num_layers: int, n: int, k: int = 3) -> Plan:
+    if k < 1:
+        raise PlanError(f"looped_parallel needs k >= 1 iterations, got k={k}")
+    return _around(num_layers, n, [Repeat(Parallel(tuple(middle(num_layers, n))), k)])
+
+
+def parallel(num_layers: int, n: int) -> Plan:
+    return looped_parallel(num_layers, n, 1)
+
+
+def _check_layer(num_layers: int, i: int, hi: int, what: str) -> None:
+    if not 0 <= i <= hi:
+        raise PlanError(f"{what} i={i} is out of range for a model of {num_layers} layers (0-{hi})")
+
+
+def skip_one(num_layers: int, i: int) -> Plan:
+    _check_layer(num_layers, i, num_layers - 1, "skip_one")
+    if num_layers < 2:
+        raise PlanError("skip_one needs a model of at least 2 layers")
+    return Plan(tuple(Layer(j) for j in range(num_layers) if j != i))
+
+
+def switch(num_layers: int, i: int) -> Plan:
+    _check_layer(num_layers, i, num_layers - 2, "switch")
+    order = list(range(num_layers))
+    order[i], order[i + 1] = order[i + 1], order[i]
+    return Plan(tuple(Layer(j) for j in order))
+
+
+# What each variant takes besides T: used by the CLI, the sweep configs and ``build``.
+VARIANTS = {
+    "full": (full, ()),
+    "skip": (skip, ("n",)),
+    "middle_repeat": (middle_repeat, ("n",)),
+    "reverse": (reverse, ("n",)),
+    "random": (random, ("n", "seed")),
+    "parallel": (parallel, ("n",)),
+    "looped_parallel": (looped_parallel, ("n", "k")),
+    "skip_one": (skip_one, ("i",)),
+    "switch": (switch, ("i",)),
+}
+DEFAULTS = {"seed": 0, "k": 3}
+
+
+def build(name: str, num_layers: int, **params) -> Plan:
+    """Build a variant by name, e.g. ``build("looped_parallel", 32, n=8, k=3)``.
+
+    Missing ``seed``/``k`` take the paper's defaults; unknown or missing parameters are errors.
+    """
+    if name not in VARIANTS:
+        raise PlanError(f"unknown variant '{name}'; known: {', '.join(VARIANTS)}")
+    fn, wanted = VARIANTS[name]
+    extra = sorted(k for k, v in params.items() if v is not None and k not in wanted)
+    if extra:
+        raise PlanError(f"variant '{name}' takes {', '.join(wanted) or 'no parameters'}, not {', '.join(extra)}")
+    args = []
+    for key in wanted:
+        value = params.get(key, DEFAULTS.get(key))
+        if value is None:
+            raise PlanError(f"variant '{name}' needs {key}=…")
+        args.append(int(value))
+    return fn(num_layers, *args)
+
+
+def resolve(spec: str, num_layers: int) -> Plan:
+    """A user's plan: a variant spec like ``skip:n=8`` / ``looped_parallel:n=4,k=3``, or plan text."""
+    spec = spec.strip()
+    name, _, rest = spec.partition(":")
+    if name in VARIANTS:
+        params = {}
+        for part in filter(None, (p.strip() for p in rest.split(","))):
+            key, eq, value = part.partition("=")
+            if not eq or not value.strip().lstrip("-").isdigit():
+                raise PlanError(f"bad variant spec '{spec}': expected key=integer, got '{part}'")
+            params[key.strip()] = int(value)
+        return build(name, num_layers, **params)
+    if spec and spec[0].isalpha():
+        raise PlanError(f"unknown variant '{name}'; known: {', '.join(VARIANTS)} (or give plan text like 0-7,[8-23]x3,24-31)")
+    return Plan.parse(spec).validate(num_layers)
