@@ -28,8 +28,10 @@ import re
 from dataclasses import dataclass
 from typing import Iterator, Union
 
+from .errors import UserError
 
-class PlanError(ValueError):
+
+class PlanError(UserError, ValueError):
     """A plan that cannot be parsed or does not fit the model; the message names the problem."""
 
 
