@@ -1,0 +1,53 @@
+"""The ``painters`` command: one entry point, one subcommand per job.
+
+Each track owns its subcommand (``add_subparser(subparsers)`` in its ``cli`` module) so this file
+stays a table of contents. A ``UserError`` (bad plan, unknown model or task, broken data file)
+prints one line naming the problem and exits with status 2; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import UserError
+
+# modules that add a subcommand: (module, attribute)
+SUBCOMMANDS = [
+    "glue_painters.commands",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="painters",
+        description=(
+            "Run pretrained transformers with their layers rewired (skipped, repeated, reversed, "
+            "shuffled, run in parallel, looped) and measure what it does. "
+            "Plans are written as text like 0-7,[8-23]x3,24-31 or as variants like skip:n=8."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in SUBCOMMANDS:
+        importlib.import_module(module).add_subparsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"painters {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"painters {args.command}: interrupted; finished records are kept, re-run to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
