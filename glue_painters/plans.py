@@ -166,12 +166,12 @@ class Plan:
         """Check every index against a model of ``num_layers`` layers; returns self."""
         if num_layers < 1:
             raise PlanError(f"the model has {num_layers} layers")
-        for pos, step in enumerate(self.steps):
+        for step in self.steps:
             unit, _ = _unit(step)
             for i in unit.members if isinstance(unit, Parallel) else (unit.index,):
                 if not 0 <= i < num_layers:
                     raise PlanError(
-                        f"plan step {pos + 1} ('{_to_text((step,))}') uses layer {i}, but the model "
+                        f"plan '{self.text}': step '{_to_text((step,))}' uses layer {i}, but the model "
                         f"has {num_layers} layers (0-{num_layers - 1})"
                     )
         return self
@@ -197,7 +197,12 @@ def _runs(indices) -> list[tuple[int, int]]:
 
 
 def _runs_text(indices) -> str:
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in _runs(indices))
+    """Runs of three or more print as a range; two stay as two numbers (``6,5`` reads better
+    than ``6-5``)."""
+    parts = []
+    for a, b in _runs(indices):
+        parts.append(str(a) if a == b else f"{a},{b}" if abs(a - b) == 1 else f"{a}-{b}")
+    return ",".join(parts)
 
 
 def _group_text(members) -> str:
@@ -260,6 +265,7 @@ def _split_top(text: str) -> list[str]:
 def _parse(text: str) -> list[Step]:
     if not isinstance(text, str) or not text.strip():
         raise PlanError("empty plan text")
+    text = re.sub(r"\s+", "", text)
     steps: list[Step] = []
     for pos, item in enumerate(_split_top(text), start=1):
         where = f"'{text}' (step {pos})"

@@ -242,7 +242,10 @@ def apply_plan(model: nn.Module, plan: Plan | str) -> nn.Module:
 
     Replaces a plan already on. ``config.num_hidden_layers`` and per-layer config lists (e.g.
     ``layer_types``) follow the plan while it is on, so caches the model creates have one slot
-    per executed layer.
+    per executed layer. While a plan is on, the model's parameters are the ones the plan runs
+    (a skipped layer is not among them, a repeated one counts once): so an optimizer built now
+    trains exactly what runs, and a model should be moved or cast before a plan is applied (or
+    after it is removed), not while it is on.
     """
     arch = arch_of(model)
     if isinstance(plan, str):
