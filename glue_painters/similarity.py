@@ -93,6 +93,7 @@ def layer_similarity(model, tokenizer, documents: list[str], plan: Plan | str | 
     plan = Plan.parse(plan) if isinstance(plan, str) else plan or full(num_layers(model))
     apply_plan(model, plan)
     device = next(model.parameters()).device
+    body = getattr(model, "base_model", model)
     total = count = None
     try:
         for start in tqdm(range(0, len(documents), batch_size), desc="similarity", disable=not progress):
@@ -101,7 +102,9 @@ def layer_similarity(model, tokenizer, documents: list[str], plan: Plan | str | 
             states: list[torch.Tensor] = []
             hooks = _boundary_hooks(model, states)
             try:
-                model(**batch, **({"use_cache": False} if arch_of(model).cache_kwarg else {}))
+                # the body alone: the boundaries are all inside it, and a vocabulary-sized head
+                # would cost more than several layers
+                body(**batch, **({"use_cache": False} if arch_of(model).cache_kwarg else {}))
             finally:
                 for h in hooks:
                     h.remove()
@@ -121,31 +124,33 @@ def layer_similarity(model, tokenizer, documents: list[str], plan: Plan | str | 
 
 
 def segments(matrix, k: int = 3) -> list[tuple[int, int]]:
-    """Split boundaries 0..K-1 into ``k`` contiguous groups that are most similar inside.
+    """Split boundaries 0..K-1 into ``k`` contiguous groups that are most alike inside.
 
-    Dynamic programming over cut points, maximizing the summed within-group mean similarity:
-    the paper reads Fig. 3 as "first layers, a uniform middle, last layers"; this names the
-    groups from the numbers instead of by eye. Returns (first, last) boundary pairs.
+    The paper reads Fig. 3 as "first layers, a uniform middle, last layers"; this names the
+    groups from the numbers instead of by eye. Dynamic programming over cut points minimizes the
+    within-group scatter, sum over groups of sum_{i,j in g} (1 - sim_ij) / |g| (k-means' cost
+    for a cosine kernel, which unlike a sum of group means does not reward splitting off
+    singletons). Returns (first, last) boundary pairs.
     """
-    m = torch.tensor(matrix, dtype=torch.float64)
+    m = 1.0 - torch.tensor(matrix, dtype=torch.float64)
     n = m.shape[0]
     k = max(1, min(k, n))
 
-    def score(a, b):  # mean similarity inside [a, b]
-        return float(m[a:b + 1, a:b + 1].mean())
+    def cost(a, b):
+        return float(m[a:b + 1, a:b + 1].sum()) / (b - a + 1)
 
-    best = {(0, j): (score(0, j), [(0, j)]) for j in range(n)}
+    best = {(0, j): (cost(0, j), [(0, j)]) for j in range(n)}
     for g in range(1, k):
         for j in range(g, n):
-            best[(g, j)] = max(
-                ((best[(g - 1, i)][0] + score(i + 1, j), best[(g - 1, i)][1] + [(i + 1, j)])
+            best[(g, j)] = min(
+                ((best[(g - 1, i)][0] + cost(i + 1, j), best[(g - 1, i)][1] + [(i + 1, j)])
                  for i in range(g - 1, j)),
                 key=lambda t: t[0],
             )
     return best[(k - 1, n - 1)][1]
 
 
-def save(sim: Similarity, out: str | Path, title: str = "", **extra) -> tuple[Path, Path]:
+def save(sim: Similarity, out: str | Path, title: str = "", groups: int = 3, **extra) -> tuple[Path, Path]:
     """Write ``<out>.json`` (atomically) and a ``<out>.png`` heatmap."""
     import matplotlib
 
@@ -156,7 +161,7 @@ def save(sim: Similarity, out: str | Path, title: str = "", **extra) -> tuple[Pa
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    groups = segments(sim.matrix)
+    groups = segments(sim.matrix, groups)
     json_path, png_path = out.with_suffix(".json"), out.with_suffix(".png")
     atomic_write_json(json_path, sim.to_json(groups=groups, **extra))
     fig, ax = plt.subplots(figsize=(6.4, 5.4))

@@ -134,14 +134,14 @@ def test_smollm2_gguf_conversion_is_exact_and_cached(monkeypatch, tmp_cache):
     assert second < 10 and second < first / 3
     assert list((tmp_cache / "converted").iterdir())[0].name.startswith("smollm2-")
     assert not model.training and model.config.num_hidden_layers == 30 and model.dtype == torch.float32
-    assert tok.pad_token is not None and model.painters_source.alias == "smollm2"
+    assert tok.pad_token is not None and models.source_of(model).alias == "smollm2"
     ids = tok("The capital of France is", return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.equal(dequantized[0](ids).logits, model(ids).logits)
 
     info = models.model_info("smollm2")
     assert (info["architecture"], info["num_layers"], info["hidden_size"]) == ("llama", 30, 576)
-    assert info["converted"] and info["fingerprint"] == model.painters_source.fingerprint
+    assert info["converted"] and info["fingerprint"] == models.source_of(model).fingerprint
     body, _ = models.load_model("smollm2", kind="encoder")  # any kind reads the converted folder
     assert type(body).__name__ == "LlamaModel" and len(dequantized) == 1
 

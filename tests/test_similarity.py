@@ -69,6 +69,7 @@ def test_segments_find_known_blocks():
     for a, b in blocks:
         m[a:b + 1, a:b + 1] = 0.9
     assert similarity.segments(m.tolist(), k=3) == blocks
+    assert similarity.segments(m.tolist(), k=1) == [(0, 8)]
 
 
 def test_save_writes_json_and_png(tmp_path):

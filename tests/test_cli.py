@@ -1,0 +1,54 @@
+"""The core subcommands: output, and one clear line with exit 2 for bad input."""
+
+import json
+
+import pytest
+
+from glue_painters.cli import main
+
+
+def test_plan_prints_text_hash_and_cost(capsys):
+    assert main(["plan", "--layers", "32", "looped_parallel:n=7,k=3"]) == 0
+    out = capsys.readouterr().out
+    assert "0-7,[8-24]x3,25-31" in out and "executions:  66" in out and "depth:       18" in out
+
+
+def test_plan_json(capsys):
+    assert main(["plan", "--layers", "8", "0-2,[3-5]x2,6,7", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["text"] == "0-2,[3-5]x2,6,7" and data["layers"] == 8 and len(data["hash"]) == 12
+
+
+def test_plan_variants_table(capsys):
+    assert main(["plan", "--layers", "12", "--variants", "--n", "2"]) == 0
+    out = capsys.readouterr().out
+    for name in ["full", "skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel"]:
+        assert f"  {name} " in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["plan", "--layers", "8", "skip:n=9"], "N=9 is out of range"),
+    (["plan", "--layers", "8", "0-3,[4-9]"], "uses layer 8"),
+    (["plan", "--layers", "8", "0-3,,4"], "empty step"),
+    (["plan", "--layers", "8", "skp:n=1"], "unknown variant 'skp'"),
+    (["similarity", "--model", "minilm", "--text", "/nonexistent/file.txt"], "text file not found"),
+    (["export", "--model", "minilm", "--kind", "encoder", "--plan", "[0-5]", "--out", "{tmp}/x"], "parallel group"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].startswith("painters ")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.real
+def test_similarity_and_export_on_minilm(tmp_path, capsys):
+    out = tmp_path / "sim"
+    assert main(["similarity", "--model", "minilm", "--max-docs", "4", "--max-length", "32", "--out", str(out)]) == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["boundaries"] == 7 and len(data["matrix"]) == 7
+    assert out.with_suffix(".png").exists()
+    assert main(["export", "--model", "minilm", "--kind", "encoder", "--plan", "0,1,4,5", "--out", str(tmp_path / "m")]) == 0
+    from transformers import AutoModel
+    assert AutoModel.from_pretrained(tmp_path / "m").config.num_hidden_layers == 4
