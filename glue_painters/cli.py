@@ -17,6 +17,7 @@ from .errors import UserError
 # modules that add a subcommand: (module, attribute)
 SUBCOMMANDS = [
     "glue_painters.commands",
+    "glue_painters.glue.cli",
 ]
 
 
