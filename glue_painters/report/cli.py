@@ -1,0 +1,66 @@
+"""``painters report``: regenerate the report (HTML, Markdown, PNGs; optionally W&B) from a store.
+
+Registered by one line in ``glue_painters/cli.py`` (``SUBCOMMANDS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def _names(values) -> list[str] | None:
+    if not values:
+        return None
+    return [t.strip() for v in values for t in v.split(",") if t.strip()] or None
+
+
+def _report(args) -> int:
+    from ..results import DEFAULT_ROOT
+    from . import build_report
+
+    results = args.results or DEFAULT_ROOT
+    command = "painters " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["report"] \
+        else "painters report"
+    out = build_report(results, args.out, track=args.track, models=_names(args.model), tasks=_names(args.tasks),
+                       similarity_dir=args.similarity, command=command, wandb=args.wandb,
+                       wandb_dir=args.wandb_dir, wandb_project=args.wandb_project,
+                       wandb_summary_only=args.wandb_summary_only)
+    print(f"report: {out.html_path} and {out.markdown_path}; {len(out.figures)} figures, "
+          f"{len(out.missing)} not drawn, {len(out.groups)} tables")
+    for fid, who, why in out.missing:
+        print(f"  not drawn: {fid} — {who}: {why}")
+    width = max((len(f.claim) for f in out.findings), default=0)
+    for f in out.findings:
+        print(f"  ({f.claim}){' ' * (width - len(f.claim))} {f.status:<16} {f.subject}: {f.evidence}")
+    if out.wandb_runs:
+        print(f"W&B: {len(out.wandb_runs)} run(s) under {out.wandb_runs[0].parent} "
+              f"(offline unless WANDB_MODE says otherwise; upload with: wandb sync {out.wandb_runs[0].parent}/offline-run-*)")
+    return 0
+
+
+def add_subparsers(sub) -> None:
+    p = sub.add_parser(
+        "report", help="the paper's figures, tables and findings from the results store (HTML + Markdown)",
+        description="Draw the paper's figures (2: skip-one/switch, 3: similarity, 4-9: each variant over N, "
+                    "10: looped-parallel grid, 11: all variants) from the records in a results store, with "
+                    "tables and findings, into OUT/report.html (self-contained) and OUT/report.md. Figures "
+                    "the records cannot support are listed with the reason.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", metavar="DIR", help="results store (default: $PAINTERS_RESULTS, else ./results)")
+    p.add_argument("--out", metavar="DIR", default="reports", help="output folder (default: reports)")
+    p.add_argument("--track", choices=["decoder", "glue", "all"], default="all", help="which track (default: all)")
+    p.add_argument("--model", action="append", metavar="NAME",
+                   help="only these models (alias as in the sweep config; repeatable or comma separated)")
+    p.add_argument("--tasks", action="append", metavar="TASK", help="only these benchmarks / GLUE tasks")
+    p.add_argument("--similarity", metavar="DIR",
+                   help="folder of similarity_*.json (default: the output folder)")
+    p.add_argument("--wandb", action="store_true",
+                   help="also log figures and tables to a W&B summary run, and one run per plan and seed "
+                        "(offline unless WANDB_MODE is set)")
+    p.add_argument("--wandb-dir", metavar="DIR", help="W&B run folder (default: RESULTS/wandb)")
+    p.add_argument("--wandb-project", default="glue-painters", metavar="NAME", help="W&B project")
+    p.add_argument("--wandb-summary-only", action="store_true", help="only the summary run, no per-plan runs")
+    p.set_defaults(func=_report)
+

@@ -1,0 +1,281 @@
+"""The paper's figures, drawn with matplotlib from ``Group``s (our own records), never from the
+paper's numbers.
+
+=========  ===============================================================================
+Fig. 2     skip-one and switch-with-next: score per layer index i, per benchmark + summary
+Fig. 3     hidden-state cosine similarity heatmaps (``reports/similarity_*.json``)
+Figs. 4–9  one figure per variant: score over N per benchmark, and the summary (decoder: the
+           normalized median; GLUE: the unnormalized average), per GLUE mode
+Fig. 10    looped parallel: rows = layers run in parallel, columns = iterations k; the best k
+           of each row is boxed
+Fig. 11    every variant's summary over N on one plot
+=========  ===============================================================================
+
+Random order (and any cell with several seeds) is drawn as the seeds' mean with a band of ± one
+standard deviation. A benchmark where the full model is at chance (``Group.flagged``) is marked
+‡ in every plot: the decoder plots leave it out (its normalized score is not computed) and say
+so in the plot; GLUE plots draw it dashed and leave it out of the average.
+
+Each ``draw_*`` returns a ``Figure`` or raises ``NotDrawn`` with the reason, which the report lists.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from .data import SWEEP_ORDER, Cell, Group, Similarity
+
+N_VARIANTS = ("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel")
+PAPER_FIG = {"skip": "4", "middle_repeat": "5", "reverse": "6", "random": "7", "parallel": "8",
+             "looped_parallel": "9"}
+DPI = 90
+
+
+class NotDrawn(Exception):
+    """A figure the records cannot support (the message says why)."""
+
+
+@dataclass
+class Figure:
+    fig_id: str  # "fig2", "fig3", "fig4-9:skip", "fig10", "fig11"
+    name: str  # file stem
+    title: str
+    caption: str
+    png: bytes
+    group: str | None = None  # Group.slug (None: similarity)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _flag_note(g: Group) -> str:
+    if not g.flagged:
+        return ""
+    what = "not plotted, left out of the median" if g.track == "decoder" else "dashed, left out of the average"
+    return f"‡ full model at chance ({what}): " + ", ".join(g.flagged)
+
+
+def _reference(ax, g: Group) -> None:
+    if g.track == "decoder":
+        ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
+        ax.axhline(0.0, color="0.7", lw=0.8, ls=":")
+    else:
+        full = g.full()
+        if full is not None and full.headline.mean is not None:
+            ax.axhline(full.headline.mean, color="0.5", lw=0.8, ls="--")
+
+
+def _line(ax, xs, stats, label, **kw):
+    """A line through the means, with a ± std band where there are several seeds."""
+    pts = [(x, s) for x, s in zip(xs, stats) if s.mean is not None]
+    if not pts:
+        return
+    x = [p[0] for p in pts]
+    m = [p[1].mean for p in pts]
+    (line,) = ax.plot(x, m, marker="o", ms=3, label=label, **kw)
+    if any(p[1].std is not None for p in pts):
+        lo = [p[1].mean - (p[1].std or 0) for p in pts]
+        hi = [p[1].mean + (p[1].std or 0) for p in pts]
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+
+
+def _task_lines(ax, g: Group, cells: list[Cell], xs) -> None:
+    for t in g.tasks:
+        flagged = t in g.flagged
+        if flagged and g.track == "decoder":
+            continue
+        stats = [c.task_stat(t) for c in cells]
+        _line(ax, xs, stats, f"{t} ‡" if flagged else t, lw=1.0, ls="--" if flagged else "-", alpha=0.85)
+
+
+def _headline(ax, g: Group, cells: list[Cell], xs) -> None:
+    _line(ax, xs, [c.headline for c in cells], g.headline_name, lw=2.4, color="black")
+
+
+def _finish(ax, fig, g: Group, xlabel: str, title: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(g.value_name if g.track == "glue" else "normalized score (1 = full, 0 = chance)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best", ncol=2)
+    note = _flag_note(g)
+    if note:
+        fig.text(0.01, -0.02, note, fontsize=7, color="firebrick", ha="left", va="top", wrap=True)
+
+
+def draw_per_layer(g: Group) -> Figure:
+    """Fig. 2: skip_one (layer i left out) and switch (i and i+1 swapped), over i."""
+    panels = [(v, sorted((c for c in g.cells.values() if c.variant == v and c.i is not None), key=lambda c: c.i))
+              for v in ("skip_one", "switch")]
+    panels = [(v, cells) for v, cells in panels if cells]
+    if not panels:
+        raise NotDrawn("no skip_one / switch records")
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    for ax, (v, cells) in zip(axes[0], panels):
+        xs = [c.i for c in cells]
+        _reference(ax, g)
+        _task_lines(ax, g, cells, xs)
+        _headline(ax, g, cells, xs)
+        _finish(ax, fig, g, "layer i", f"{v}: " + ("layer i skipped" if v == "skip_one" else "layers i and i+1 switched"))
+    fig.suptitle(f"Fig. 2 — {g.title}", fontsize=10)
+    return Figure("fig2", f"fig2_{g.slug}", f"Fig. 2: skip one layer / switch adjacent layers — {g.title}",
+                  f"Per benchmark ({g.value_name}) and {g.headline_name}, over the layer index.", _png(fig), g.slug)
+
+
+def draw_similarity(sim: Similarity) -> Figure:
+    """Fig. 3: the similarity heatmap with the contiguous groups of ``similarity.segments``."""
+    import matplotlib.patches as patches
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.8, 4.1))
+    vmin = min(0.0, min(map(min, sim.matrix)))
+    im = ax.imshow(sim.matrix, cmap="viridis", vmin=vmin, vmax=1.0)
+    for a, b in sim.groups:
+        ax.add_patch(patches.Rectangle((a - 0.5, a - 0.5), b - a + 1, b - a + 1, fill=False, ec="white", lw=1.2))
+    ax.set_xlabel("layer boundary (0 = embeddings)")
+    ax.set_ylabel("layer boundary")
+    ax.set_title(f"Fig. 3 — {sim.model} ({sim.n_tokens} tokens)", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    groups = ", ".join(f"{a}–{b}" for a, b in sim.groups)
+    return Figure("fig3", f"fig3_{sim.model}", f"Fig. 3: hidden-state cosine similarity — {sim.model}",
+                  f"Cosine similarity between layer boundaries of {sim.model} (plan {sim.plan}); boxed: the "
+                  f"contiguous groups {groups}.", _png(fig))
+
+
+def draw_variant(g: Group, variant: str) -> Figure:
+    """Figs. 4–9: one variant over N, per benchmark and summarised."""
+    ks = g.ks(variant)
+    k = (3 if 3 in ks else ks[0]) if ks else None
+    cells = g.series(variant, k)
+    if not cells:
+        raise NotDrawn(f"no {variant} records")
+    if len(cells) < 2:
+        raise NotDrawn(f"{variant} has one N only (N={cells[0].n}): a curve needs two")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    xs = [c.n for c in cells]
+    _reference(ax, g)
+    _task_lines(ax, g, cells, xs)
+    _headline(ax, g, cells, xs)
+    seeds = max(c.headline.seeds for c in cells)
+    what = variant + (f" (k={k})" if k is not None else "")
+    _finish(ax, fig, g, "N (layers 0..N and T−N..T−1 kept)", f"Fig. {PAPER_FIG.get(variant, '4–9')}-style — {what} — {g.title}")
+    band = f" Band: ± one std over {seeds} seeds." if seeds > 1 else ""
+    return Figure(f"fig4-9:{variant}", f"fig_{variant}_{g.slug}", f"{what} over N — {g.title}",
+                  f"Per benchmark ({g.value_name}) and {g.headline_name} (black).{band}", _png(fig), g.slug)
+
+
+def looped_grid(g: Group):
+    """Fig. 10's numbers: {parallel layers: {k: headline}}, k=1 being the parallel variant."""
+    T = g.num_layers
+    if T is None:
+        return {}
+    grid: dict[int, dict[int, float]] = {}
+    for c in g.cells.values():
+        if c.n is None or c.headline.mean is None or c.i is not None:
+            continue
+        if c.variant == "parallel":
+            k = 1
+        elif c.variant == "looped_parallel" and c.k is not None:
+            k = c.k
+        else:
+            continue
+        grid.setdefault(T - 2 * c.n - 1, {})[k] = c.headline.mean
+    return grid
+
+
+def draw_looped_grid(g: Group) -> Figure:
+    """Fig. 10: headline per (layers in parallel, iterations k), the best k of each row boxed."""
+    import matplotlib.patches as patches
+
+    grid = looped_grid(g)
+    ks = sorted({k for row in grid.values() for k in row})
+    if not grid or len(ks) < 2:
+        raise NotDrawn("needs parallel / looped_parallel records at two or more k" if g.num_layers else
+                       "no full-model record to count the layers")
+    rows = sorted(grid)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.2 + 0.75 * len(ks), 1.2 + 0.36 * len(rows)))
+    import numpy as np
+
+    data = np.full((len(rows), len(ks)), np.nan)
+    for r, m in enumerate(rows):
+        for c, k in enumerate(ks):
+            if k in grid[m]:
+                data[r, c] = grid[m][k]
+    im = ax.imshow(data, cmap="magma", aspect="auto")
+    for r, m in enumerate(rows):
+        for c, k in enumerate(ks):
+            if not np.isnan(data[r, c]):
+                ax.text(c, r, f"{data[r, c]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if data[r, c] < np.nanmean(data) else "black")
+        best = max(grid[m], key=grid[m].get)
+        ax.add_patch(patches.Rectangle((ks.index(best) - 0.5, r - 0.5), 1, 1, fill=False, ec="cyan", lw=2))
+    ax.set_xticks(range(len(ks)), [str(k) for k in ks])
+    ax.set_yticks(range(len(rows)), [str(m) for m in rows])
+    ax.set_xlabel("iterations k (1 = parallel)")
+    ax.set_ylabel("layers in parallel")
+    ax.set_title(f"Fig. 10 — {g.headline_name} — {g.title}", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return Figure("fig10", f"fig10_{g.slug}", f"Fig. 10: looped parallel grid — {g.title}",
+                  f"{g.headline_name} by layers run in parallel (rows) and iterations k (columns); "
+                  f"boxed: the best k of each row.", _png(fig), g.slug)
+
+
+def draw_all_variants(g: Group) -> Figure:
+    """Fig. 11: the summary of every variant over N on one plot."""
+    lines = []
+    for v in N_VARIANTS:
+        ks = g.ks(v)
+        for k in ks or [None]:
+            if v == "looped_parallel" and ks and k != (3 if 3 in ks else ks[0]):
+                continue
+            cells = [c for c in g.series(v, k) if c.headline.mean is not None]
+            if cells:
+                lines.append((v + (f" (k={k})" if k is not None else ""), cells))
+    if len(lines) < 2:
+        raise NotDrawn("fewer than two variants with a summary over N")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.2, 3.9))
+    _reference(ax, g)
+    for label, cells in lines:
+        _line(ax, [c.n for c in cells], [c.headline for c in cells], label, lw=1.6)
+    _finish(ax, fig, g, "N (layers 0..N and T−N..T−1 kept)", f"Fig. 11 — all variants — {g.title}")
+    ax.set_ylabel(g.headline_name)
+    return Figure("fig11", f"fig11_{g.slug}", f"Fig. 11: all variants — {g.title}",
+                  f"{g.headline_name} of every variant over N (bands: ± one std over seeds).", _png(fig), g.slug)
+
+
+def draw_group(g: Group) -> tuple[list[Figure], list[tuple[str, str, str]]]:
+    """Every figure of one group; returns (figures, [(figure id, group title, why not drawn)])."""
+    figures, missing = [], []
+    jobs = [("fig2", lambda: draw_per_layer(g))]
+    jobs += [(f"fig4-9:{v}", (lambda v=v: draw_variant(g, v))) for v in N_VARIANTS]
+    jobs += [("fig10", lambda: draw_looped_grid(g)), ("fig11", lambda: draw_all_variants(g))]
+    for fig_id, job in jobs:
+        try:
+            figures.append(job())
+        except NotDrawn as e:
+            missing.append((fig_id, g.title, str(e)))
+    return figures, missing
+
+
+__all__ = ["Figure", "NotDrawn", "draw_group", "draw_similarity", "looped_grid", "SWEEP_ORDER"]
