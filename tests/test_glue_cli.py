@@ -218,3 +218,22 @@ def test_minilm_finetune_and_probe_from_the_cli(tmp_path, capsys):
     capsys.readouterr()
     assert main(argv + ["--no-wandb"]) == 0
     assert "0 runs done now, 4 already" in capsys.readouterr().err
+
+
+def test_one_finetune_run_module_form_with_checkpoints_and_resume(tmp_path, tiny_dir, capsys):
+    """The ``accelerate launch -m glue_painters.glue.finetune`` form (run in-process here)."""
+    from glue_painters.glue import finetune as ft
+    data = toy_rte(tmp_path / "data")
+    out, results = tmp_path / "run", tmp_path / "results"
+    argv = ["--model", str(tiny_dir), "--task", "rte", "--plan", "looped_parallel:n=1,k=2", "--output-dir", str(out),
+            "--data-dir", str(data), "--limit-train", "16", "--epochs", "1", "--batch-size", "8", "--max-length", "32",
+            "--save-steps", "1", "--no-wandb", "--results", str(results)]
+    assert ft.main(argv) == 0
+    first = json.loads((out / "metrics.json").read_text())
+    assert first["plan_text"] == "0,1,[2-4]x2,5" and first["steps"] == 2
+    assert (out / "checkpoint-2" / "painters_plan.json").exists() and len(records(results)) == 1
+    assert ft.main(argv + ["--resume"]) == 0  # resumes at step 2 of 2: nothing left to train, same model
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["metrics"] == first["metrics"] and again["steps"] == 2
+    assert ft.main(["--task", "nope", "--output-dir", str(out)]) == 2
+    assert "unknown GLUE task 'nope'" in capsys.readouterr().err

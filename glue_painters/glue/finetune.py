@@ -279,7 +279,7 @@ def main(argv=None) -> int:
         print(f"glue_painters.glue.finetune: error: {e}", file=sys.stderr)
         return 2
     if rec is not None:
-        print(json.dumps({"task": rec["task"], "plan": rec["plan"], "metrics": rec["metrics"],
+        print(json.dumps({"task": rec["task"], "plan": rec["plan_text"], "metrics": rec["metrics"],
                           "score": rec["score"]}, indent=1))
     return 0
 
