@@ -56,8 +56,11 @@ def _plt():
 
 
 def _png(fig) -> bytes:
+    # one layout pass (tight_layout) instead of bbox_inches="tight", which renders twice
+    note = getattr(fig, "_painters_note", False)
+    fig.tight_layout(rect=(0, 0.06 if note else 0, 1, 1))
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI)
     _plt().close(fig)
     return buf.getvalue()
 
@@ -117,7 +120,9 @@ def _finish(ax, fig, g: Group, xlabel: str, title: str) -> None:
     ax.legend(fontsize=7, loc="best", ncol=2)
     note = _flag_note(g)
     if note:
-        fig.text(0.01, -0.02, note, fontsize=7, color="firebrick", ha="left", va="top", wrap=True)
+        if not getattr(fig, "_painters_note", False):
+            fig.text(0.01, 0.01, note, fontsize=7, color="firebrick", ha="left", va="bottom", wrap=True)
+            fig._painters_note = True
 
 
 def draw_per_layer(g: Group) -> Figure:
@@ -213,7 +218,7 @@ def draw_looped_grid(g: Group) -> Figure:
                        "no full-model record to count the layers")
     rows = sorted(grid)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(1.2 + 0.75 * len(ks), 1.2 + 0.36 * len(rows)))
+    fig, ax = plt.subplots(figsize=(max(4.6, 1.6 + 0.75 * len(ks)), max(3.0, 1.4 + 0.36 * len(rows))))
     import numpy as np
 
     data = np.full((len(rows), len(ks)), np.nan)

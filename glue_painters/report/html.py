@@ -137,12 +137,14 @@ def render_html(*, title: str, command: str, groups: list[Group], figures: list[
         parts += [_figure_html(f) for f in figures if f.group == g.slug]
         parts.append(group_table(g).html())
         parts.append("<details><summary>configs and versions that produced these records</summary><pre>"
-                     + e(json.dumps({"configs": g.configs, "versions": g.versions}, indent=1, default=str))
+                     + html.escape(json.dumps({"configs": g.configs, "versions": g.versions}, indent=1, default=str),
+                                   quote=False)
                      + "</pre></details>")
     if missing:
         parts.append("<h2>Figures not drawn</h2><ul>" + "".join(
             f"<li>{e(fid)} — {e(who)}: {e(why)}</li>" for fid, who, why in missing) + "</ul>")
-    parts.append("<h2>Environment of this report</h2><pre>" + e(json.dumps(environment(), indent=1)) + "</pre>")
+    parts.append("<h2>Environment of this report</h2><pre>" + html.escape(json.dumps(environment(), indent=1), quote=False)
+                 + "</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

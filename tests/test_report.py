@@ -1,0 +1,152 @@
+"""``painters report`` end to end on stores written by the tracks' own record writers.
+
+Why designed stores (``test_report_fixtures``): every number the report shows can be predicted, so
+the tests check values (the median, the GLUE average without the at-chance task, the seeds'
+spread) and verdicts, not only that files appear. One report is built per module and inspected by
+several tests, to keep the module well under a minute on a shared two-core machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+
+import pytest
+
+from test_report_fixtures import write_decoder_store, write_glue_store, write_similarity
+
+from glue_painters.cli import main
+from glue_painters.report import build_report
+from glue_painters.report.data import load_groups
+from glue_painters.report.findings import NOT_SUPPORTED, NO_DATA, SUPPORTED
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    results, out = root / "results", root / "out"
+    write_decoder_store(results)
+    write_glue_store(results, modes=("probe",))
+    write_similarity(out)
+    rc = main(["report", "--results", str(results), "--out", str(out)])
+    assert rc == 0
+    groups = {g.track: g for g in load_groups(results)}
+    return {"results": results, "out": out, "groups": groups,
+            "html": (out / "report.html").read_text(encoding="utf-8"),
+            "md": (out / "report.md").read_text(encoding="utf-8")}
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_html_is_self_contained_with_every_figure(built):
+    html, out = built["html"], built["out"]
+    srcs = re.findall(r"<img [^>]*src='([^']+)'", html)
+    pngs = sorted((out / "report_figures").glob("*.png"))
+    assert len(srcs) == len(pngs) >= 18
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,")
+        w, h = _png_size(base64.b64decode(src.split(",", 1)[1]))
+        assert w > 100 and h > 100
+    assert not re.search(r"""(src|href)=['"]?(https?:|//)""", html), "the report must load nothing from outside"
+    assert "<script" not in html
+    # configs and versions that produced the records
+    assert '"source": "fixture.yaml"' in html and '"transformers"' in html and '"code"' in html
+
+
+def test_every_figure_of_the_paper_is_drawn_where_records_exist(built):
+    names = {p.stem for p in (built["out"] / "report_figures").glob("*.png")}
+    dec = "decoder_tinyllama_float32"
+    for stem in ("fig2", "fig10", "fig11") + tuple(f"fig_{v}" for v in
+                                                   ("skip", "middle_repeat", "reverse", "random", "parallel",
+                                                    "looped_parallel")):
+        assert f"{stem}_{dec}" in names
+    assert "fig3_tinyllama" in names
+    assert "fig10_glue_tinybert_probe" in names and "fig11_glue_tinybert_probe" in names
+    # and the ones it cannot draw are named with the reason, in both outputs
+    assert "fig2 — tinybert — GLUE probe: no skip_one / switch records" in built["md"]
+    assert "no skip_one / switch records" in built["html"]
+
+
+def test_headline_numbers_reuse_the_tracks_summaries(built):
+    from decoder_eval.summary import summarize
+
+    dec, glue = built["groups"]["decoder"], built["groups"]["glue"]
+    assert dec.flagged.keys() == {"gsm8k"} and glue.flagged.keys() == {"wnli"}
+    # designed: the median over lambada/arc_easy/hellaswag is lambada's, 1 - 0.09 m (m = 1 at N=4)
+    assert dec.cell("skip", 4).headline.mean == pytest.approx(0.91)
+    assert dec.full().headline.mean == pytest.approx(1.0)
+    rows = {(r.variant, r.n, r.k): r for r in summarize(dec.records).rows}
+    for c in dec.cells.values():
+        if c.i is None and not c.variant.startswith("custom"):
+            assert c.headline.mean == pytest.approx(rows[(c.variant, c.n, c.k)].median)
+    rnd = dec.cell("random", 1)
+    assert rnd.headline.seeds == 3 and rnd.headline.std == pytest.approx(0.01)
+    # GLUE: the unnormalized average of the task means, without the at-chance WNLI
+    assert glue.full().headline.mean == pytest.approx((67 + 91 + 40) / 3)
+    assert glue.cell("skip", 0).headline.std is not None  # two seeds: a spread
+
+
+def test_flagged_benchmarks_marked_in_tables_and_plots(built):
+    md = built["md"]
+    assert "gsm8k ‡" in md and "wnli ‡" in md
+    assert "left out of the normalized median" in md and "left out of the GLUE average" in md
+    # the decoder table shows the flagged task's raw score in parentheses
+    full_row = next(line for line in md.splitlines() if line.startswith("| full |") and "(0.010)" in line)
+    assert full_row
+
+
+def test_glue_labels_sharing_a_plan_share_its_record(built):
+    glue = built["groups"]["glue"]
+    # with 6 layers, N=2 leaves one middle layer: reverse runs the full plan; the sweep stores it once
+    rev, full = glue.cell("reverse", 2), glue.full()
+    assert rev is not None and rev.per_task["rte"] == full.per_task["rte"]
+
+
+def test_findings_on_the_designed_stores(built):
+    md = built["md"]
+    rows = {}
+    for line in md.splitlines():
+        m = re.match(r"\| \((\S+)\) .*? \| (.*?) \| \*\*(.*?)\*\* \|", line)
+        if m:
+            rows[(m.group(1), m.group(2))] = m.group(3)
+    dec, glue = "tinyllama — decoder, float32", "tinybert — GLUE probe"
+    assert rows[("i", "tinyllama")] == SUPPORTED
+    for claim in ("ii", "iii", "iv", "v", "vi-a", "vi-b", "vii"):
+        assert rows[(claim, dec)] == SUPPORTED, claim
+    # the GLUE store is built against the paper
+    assert rows[("iii", glue)] == NOT_SUPPORTED and rows[("v", glue)] == NOT_SUPPORTED
+    assert rows[("vi-b", glue)] == NO_DATA  # only k=3 and parallel on two usable rows
+    assert "gsm8k at chance for the full model: not judged" in md
+
+
+def test_filters_and_stale_figures(built, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(built["out"], out)  # a report of both tracks, then regenerated for one
+    assert any("decoder" in p.name for p in (out / "report_figures").glob("*.png"))
+    again = build_report(built["results"], out, track="glue", models=["tinybert"], tasks=["rte", "sst2"])
+    assert [g.title for g in again.groups] == ["tinybert — GLUE probe"]
+    assert again.groups[0].tasks == ["sst2", "rte"]
+    left = {p.stem for p in (out / "report_figures").glob("*.png")}
+    assert left == {f.name for f in again.figures} and not any("decoder" in n for n in left)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--results", "{tmp}/nope"], "does not exist"),
+    (["--results", "{results}", "--model", "no-such-model", "--similarity", "{tmp}"], "nothing to report"),
+    (["--results", "{results}", "--similarity", "{tmp}/bad"], "not valid JSON"),
+])
+def test_user_errors_are_one_line_exit_2(built, tmp_path, capsys, argv, needle):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "similarity_x.json").write_text("{broken")
+    argv = [a.format(tmp=tmp_path, results=built["results"]) for a in argv]
+    rc = main(["report", "--out", str(tmp_path / "o"), *argv])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "report.html").exists()
