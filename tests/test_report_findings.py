@@ -1,0 +1,135 @@
+"""The findings' decision rules on hand-made groups: each claim decided both ways and refused when
+the data cannot decide it.
+
+Why hand-made ``Group``s here (the end-to-end path is in ``test_report.py``): a rule's edge (the
+3/4 majority, the single-layer middle left out, an at-chance task not judged) is set up exactly in
+a few lines, and the module runs in well under a second.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from glue_painters.report.data import Cell, Group, Similarity, Stat
+from glue_painters.report.findings import (NO_DATA, NOT_SUPPORTED, SUPPORTED, all_findings, best_k_finding,
+                                           group_findings, looping_finding, parallel_finding, random_finding,
+                                           repeat_finding, similarity_finding, skip_finding, task_finding)
+
+
+def group(values: dict, T: int | None = 10, tasks=("lambada_openai",), flagged=(), per_task=None,
+          track="decoder") -> Group:
+    """``values``: {(variant, n, k): relative headline}; ``per_task``: {(variant, n, k): {task: value}}."""
+    cells = {("full", None, None, None): Cell("full", None, None, None, "full",
+                                              headline=Stat(1.0, None, 1), relative=Stat(1.0, None, 1))}
+    for (v, n, k), x in values.items():
+        c = Cell(v, n, k, None, f"{v}:{n}", headline=Stat(x, None, 1), relative=Stat(x, None, 1))
+        for t, y in ((per_task or {}).get((v, n, k)) or {}).items():
+            c.per_task[t] = [y]
+        cells[(v, n, k, None)] = c
+    return Group(track=track, model="m", title="m", slug="m", tasks=list(tasks),
+                 flagged={t: "at chance" for t in flagged}, full_score={}, chance={}, primary={}, cells=cells,
+                 num_layers=T, headline_name="normalized median", value_name="normalized score")
+
+
+# ---- (i) -------------------------------------------------------------------------------------------------
+def _sim(groups, size=11, mid=range(1, 9)):
+    m = [[1.0 if i == j else (0.9 if i in mid and j in mid else 0.3) for j in range(size)] for i in range(size)]
+    return Similarity("m", None, m, groups, "0-9", 10)
+
+
+def test_similarity_rule():
+    assert similarity_finding(_sim([[0, 0], [1, 8], [9, 10]])).status == SUPPORTED
+    # a middle that holds under half of the boundaries is not "a uniform middle"
+    assert similarity_finding(_sim([[0, 4], [5, 7], [8, 10]])).status == NOT_SUPPORTED
+    # a middle less alike inside than with its neighbours
+    flat = _sim([[0, 0], [1, 8], [9, 10]], mid=range(0))
+    flat.matrix = [[1.0 if i == j else (0.2 if 1 <= i <= 8 and 1 <= j <= 8 else 0.6) for j in range(11)] for i in range(11)]
+    assert similarity_finding(flat).status == NOT_SUPPORTED
+    assert similarity_finding(_sim([[0, 5], [6, 10]])).status == NO_DATA
+    assert all_findings([], [])[0].status == NO_DATA
+
+
+# ---- (ii) ------------------------------------------------------------------------------------------------
+def test_skip_rule():
+    # T=10: N=4 removes 1 layer (10%), N=3 removes 3 (30%, beyond the quarter)
+    assert skip_finding(group({("skip", 4, None): 0.85, ("skip", 3, None): 0.1})).status == SUPPORTED
+    f = skip_finding(group({("skip", 4, None): 0.75}))
+    assert f.status == NOT_SUPPORTED and "0.75" in f.evidence
+    assert skip_finding(group({("skip", 3, None): 0.9})).status == NO_DATA  # nothing within a quarter
+    assert skip_finding(group({("skip", 4, None): 0.9}, T=None)).status == NO_DATA
+    assert skip_finding(group({})).status == NO_DATA
+
+
+# ---- (iii) -----------------------------------------------------------------------------------------------
+def test_middle_repeat_rule():
+    base = {("skip", n, None): 0.5 for n in range(5)} | {("reverse", n, None): 0.6 for n in range(5)}
+    lowest = base | {("middle_repeat", n, None): 0.2 for n in range(5)}
+    # N=4 has a one-layer middle: ignored even where middle_repeat is not lowest there
+    lowest[("middle_repeat", 4, None)] = 0.99
+    f = repeat_finding(group(lowest))
+    assert f.status == SUPPORTED and f.numbers["n"] == [0, 1, 2, 3]
+    half = dict(lowest) | {("middle_repeat", 0, None): 0.55, ("middle_repeat", 1, None): 0.55}
+    assert repeat_finding(group(half)).status == NOT_SUPPORTED  # lowest at 2/4 < 3/4
+    assert repeat_finding(group(base)).status == NO_DATA
+    only_one_other = {("skip", n, None): 0.5 for n in range(4)} | {("middle_repeat", n, None): 0.1 for n in range(4)}
+    assert repeat_finding(group(only_one_other)).status == NO_DATA
+
+
+# ---- (iv), (v), (vi-a) ---------------------------------------------------------------------------------------
+def test_random_rule_majority_threshold():
+    vals = {("reverse", n, None): 0.4 for n in range(4)} | {("skip", n, None): 0.3 for n in range(4)}
+    three = vals | {("random", n, None): 0.5 for n in range(4)} | {("random", 3, None): 0.35}
+    f = random_finding(group(three))
+    assert f.status == SUPPORTED and len(f.numbers["wins"]) == 3  # 3/4 is a majority
+    two = three | {("random", 2, None): 0.35}
+    assert random_finding(group(two)).status == NOT_SUPPORTED
+    no_reverse = {k: v for k, v in three.items() if k[0] != "reverse"}
+    assert random_finding(group(no_reverse)).status == NO_DATA
+
+
+def test_parallel_and_looping_rules():
+    vals = {("skip", n, None): 0.3 for n in range(4)} | {("parallel", n, None): 0.5 for n in range(4)}
+    assert parallel_finding(group(vals)).status == SUPPORTED
+    assert parallel_finding(group(vals | {("skip", n, None): 0.6 for n in range(4)})).status == NOT_SUPPORTED
+    assert looping_finding(group(vals)).status == NO_DATA  # no k > 1
+    looped = vals | {("looped_parallel", n, 3): 0.45 for n in range(4)}
+    f = looping_finding(group(looped))
+    assert f.status == NOT_SUPPORTED and f.numbers["mean_margin"]["parallel"] == pytest.approx(-0.05)
+    looped |= {("looped_parallel", n, 3): 0.55 for n in range(4)}
+    assert looping_finding(group(looped)).status == SUPPORTED
+
+
+# ---- (vi-b) ----------------------------------------------------------------------------------------------
+def test_best_k_rule():
+    T = 10  # N=0..3 -> 9, 7, 5, 3 layers in parallel
+
+    def grid(best_by_n):
+        vals = {}
+        for n, best in best_by_n.items():
+            for k in (1, 2, 3):
+                key = ("parallel", n, None) if k == 1 else ("looped_parallel", n, k)
+                vals[key] = 0.9 if k == best else 0.5
+        return vals
+
+    grows = best_k_finding(group(grid({0: 3, 1: 3, 2: 2, 3: 1}), T=T))
+    assert grows.status == SUPPORTED and grows.numbers["rho"] > 0.9
+    shrinks = best_k_finding(group(grid({0: 1, 1: 2, 2: 3, 3: 3}), T=T))
+    assert shrinks.status == NOT_SUPPORTED and shrinks.numbers["rho"] < 0
+    same = best_k_finding(group(grid({0: 3, 1: 3, 2: 3, 3: 3}), T=T))
+    assert same.status == NOT_SUPPORTED and "same k" in same.evidence
+    assert best_k_finding(group(grid({0: 3, 1: 2}), T=T)).status == NO_DATA
+
+
+# ---- (vii) ----------------------------------------------------------------------------------------------
+def test_task_rule():
+    tasks = ("lambada_openai", "hellaswag", "arc_easy", "gsm8k")
+    cells = {("skip", n, None): 0.5 for n in range(3)}
+    per = {("skip", n, None): {"lambada_openai": 0.6, "hellaswag": 0.7, "arc_easy": 0.3} for n in range(3)}
+    f = task_finding(group(cells, tasks=tasks, flagged=("gsm8k",), per_task=per))
+    assert f.status == SUPPORTED and "gsm8k at chance" in f.evidence
+    per_bad = {k: v | {"arc_easy": 0.65} for k, v in per.items()}
+    assert task_finding(group(cells, tasks=tasks, flagged=("gsm8k",), per_task=per_bad)).status == NOT_SUPPORTED
+    # ARC and GSM8K both at chance: the claim cannot be judged
+    assert task_finding(group(cells, tasks=tasks, flagged=("gsm8k", "arc_easy"), per_task=per)).status == NO_DATA
+    # a GLUE group is not asked the decoder-only question
+    assert "vii" not in {f.claim for f in group_findings(group(cells, track="glue"))}
