@@ -25,8 +25,7 @@ pytestmark = pytest.mark.skipif(find_chromium() is None,
 
 def test_report_renders_in_chromium(tmp_path):
     results, out = tmp_path / "results", tmp_path / "out"
-    write_glue_store(results, modes=("probe",), seeds=(0, 1), variants=("skip", "random", "parallel"),
-                     tasks=("rte", "sst2", "wnli"))
+    write_glue_store(results, modes=("probe",), seeds=(0, 1), variants=("skip", "random"), tasks=("rte", "wnli"))
     write_similarity(out)
     report = build_report(results, out)
     check = check_page(report.html_path)
