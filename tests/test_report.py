@@ -150,3 +150,11 @@ def test_user_errors_are_one_line_exit_2(built, tmp_path, capsys, argv, needle):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and needle in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o" / "report.html").exists()
+
+
+def test_layer_count_without_a_full_record():
+    from glue_painters.report.data import layer_count
+
+    # skip runs 2N+1 layers and tells nothing about T; reverse runs every layer once
+    assert layer_count([{"variant": "skip", "executions": 21}]) is None
+    assert layer_count([{"variant": "skip", "executions": 21}, {"variant": "reverse", "executions": 30}]) == 30

@@ -118,6 +118,13 @@ class Group:
 
 
 # ---- decoder ---------------------------------------------------------------------------------------
+def layer_count(records: list[dict]) -> int | None:
+    """T, the model's layer count: the executed layers of a plan that runs every layer once
+    (full, reverse, random, middle_repeat), None when no such record is there."""
+    return next((r["executions"] for r in records if r.get("variant") in ("full", "reverse", "random", "middle_repeat")
+                 and r.get("executions")), None)
+
+
 def _slug(*parts) -> str:
     text = "_".join(str(p) for p in parts if p not in (None, ""))
     return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in text).strip("_")
@@ -145,7 +152,7 @@ def decoder_groups(records: list[dict], tasks: list[str] | None = None) -> list[
         summary = summarize(recs)
         rel = summary.reliability
         full = {r["task"]: r for r in recs if r["variant"] == "full"}
-        T = next((r["executions"] for r in full.values() if r.get("executions")), None)
+        T = layer_count(recs)
         cells: dict[tuple, Cell] = {}
         for r in recs:
             p = r.get("params") or {}
@@ -236,10 +243,7 @@ def _with_twins(recs: list[dict]) -> list[dict]:
     twin's record, relabelled."""
     from ..glue.sweep import RunSpec
 
-    T = next((r["executions"] for r in recs if r["variant"] == "full" and r.get("executions")), None)
-    if T is None:
-        T = next((int(r["plan_text"].split(",")[-1].split("-")[-1]) + 1 for r in recs
-                  if r.get("plan_text") and r["plan_text"][-1].isdigit()), None)
+    T = layer_count(recs)
     if T is None:
         return recs
     by_plan = {(r["plan_hash"], r["task"], r["seed"]): r for r in recs}
@@ -315,7 +319,7 @@ def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Gro
             if not (m - chance[t]) > FACTOR * se:
                 flagged[t] = (f"full {m:.1f} vs chance {chance[t]:.1f}, margin {m - chance[t]:+.1f} "
                               f"≤ {FACTOR:g}×SE ({se:.1f})")
-        T = next((r["executions"] for r in full_recs if r.get("executions")), None)
+        T = layer_count(recs)
         cells: dict[tuple, Cell] = {}
         seeds_of: dict[tuple, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
         for r in recs:

@@ -118,11 +118,15 @@ def _finish(ax, fig, g: Group, xlabel: str, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best", ncol=2)
+    _add_note(fig, g)
+
+
+def _add_note(fig, g: Group) -> None:
+    """The ‡ line naming the at-chance benchmarks, once per figure, below the axes."""
     note = _flag_note(g)
-    if note:
-        if not getattr(fig, "_painters_note", False):
-            fig.text(0.01, 0.01, note, fontsize=7, color="firebrick", ha="left", va="bottom", wrap=True)
-            fig._painters_note = True
+    if note and not getattr(fig, "_painters_note", False):
+        fig.text(0.01, 0.01, note, fontsize=7, color="firebrick", ha="left", va="bottom", wrap=True)
+        fig._painters_note = True
 
 
 def draw_per_layer(g: Group) -> Figure:
@@ -240,6 +244,7 @@ def draw_looped_grid(g: Group) -> Figure:
     ax.set_ylabel("layers in parallel")
     ax.set_title(f"Fig. 10 — {g.headline_name} — {g.title}", fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    _add_note(fig, g)
     return Figure("fig10", f"fig10_{g.slug}", f"Fig. 10: looped parallel grid — {g.title}",
                   f"{g.headline_name} by layers run in parallel (rows) and iterations k (columns); "
                   f"boxed: the best k of each row.", _png(fig), g.slug)
