@@ -9,7 +9,6 @@ several tests, to keep the module well under a minute on a shared two-core machi
 from __future__ import annotations
 
 import base64
-import json
 import re
 import struct
 
@@ -158,3 +157,11 @@ def test_layer_count_without_a_full_record():
     # skip runs 2N+1 layers and tells nothing about T; reverse runs every layer once
     assert layer_count([{"variant": "skip", "executions": 21}]) is None
     assert layer_count([{"variant": "skip", "executions": 21}, {"variant": "reverse", "executions": 30}]) == 30
+
+
+def test_a_malformed_similarity_matrix_is_not_drawn():
+    from glue_painters.report.data import Similarity
+    from glue_painters.report.figures import NotDrawn, draw_similarity
+
+    with pytest.raises(NotDrawn, match="not square"):
+        draw_similarity(Similarity("m", "similarity_m.json", [[1.0, 0.5], [0.5]], [], "0-1", 3))

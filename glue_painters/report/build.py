@@ -50,7 +50,7 @@ def build_report(results, out, *, track: str = "all", models: list[str] | None =
     for s in sims:
         try:
             figures.append(draw_similarity(s))
-        except NotDrawn as e:  # pragma: no cover - draw_similarity has no refusal today
+        except NotDrawn as e:
             missing.append(("fig3", s.model, str(e)))
     if not sims:
         missing.append(("fig3", "—", f"no similarity_*.json in {similarity_dir or out} (painters similarity --model NAME)"))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from .data import SWEEP_ORDER, Cell, Group, Similarity
+from .data import Cell, Group, Similarity
 
 N_VARIANTS = ("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel")
 PAPER_FIG = {"skip": "4", "middle_repeat": "5", "reverse": "6", "random": "7", "parallel": "8",
@@ -153,6 +153,8 @@ def draw_similarity(sim: Similarity) -> Figure:
     """Fig. 3: the similarity heatmap with the contiguous groups of ``similarity.segments``."""
     import matplotlib.patches as patches
 
+    if len(sim.matrix) < 2 or any(len(row) != len(sim.matrix) for row in sim.matrix):
+        raise NotDrawn(f"{sim.path}: the matrix is not square with two or more boundaries")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.8, 4.1))
     vmin = min(0.0, min(map(min, sim.matrix)))
@@ -288,4 +290,4 @@ def draw_group(g: Group) -> tuple[list[Figure], list[tuple[str, str, str]]]:
     return figures, missing
 
 
-__all__ = ["Figure", "NotDrawn", "draw_group", "draw_similarity", "looped_grid", "SWEEP_ORDER"]
+__all__ = ["Figure", "NotDrawn", "draw_group", "draw_similarity", "looped_grid"]
