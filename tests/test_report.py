@@ -165,3 +165,18 @@ def test_a_malformed_similarity_matrix_is_not_drawn():
 
     with pytest.raises(NotDrawn, match="not square"):
         draw_similarity(Similarity("m", "similarity_m.json", [[1.0, 0.5], [0.5]], [], "0-1", 3))
+
+
+def test_glue_skip_one_plans_make_fig2(tmp_path):
+    """The GLUE sweep runs Fig. 2's plans as custom specs (``plans: [skip_one:i=0, ...]``)."""
+    from glue_painters.report.figures import draw_per_layer
+
+    write_glue_store(tmp_path, modes=("probe",), seeds=(0,), variants=(), tasks=("rte", "sst2"),
+                     plans=[f"skip_one:i={i}" for i in range(6)] + ["0-2,4-5"])
+    (g,) = load_groups(tmp_path)
+    cells = sorted((c for c in g.cells.values() if c.variant == "skip_one"), key=lambda c: c.i)
+    assert [c.i for c in cells] == list(range(6))
+    assert cells[0].headline.mean < cells[3].headline.mean  # designed: dropping layer 0 hurts most
+    # "0-2,4-5" is skip_one:i=3's plan: the sweep stores it once, under the spec's label
+    assert not any(c.variant.startswith("custom") for c in g.cells.values())
+    assert draw_per_layer(g).png[:4] == b"\x89PNG"

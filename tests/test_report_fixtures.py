@@ -119,7 +119,7 @@ def glue_quality(variant: str, n: int | None, T: int = GLUE_T, k: int | None = N
 
 def write_glue_store(root: Path, model: str = "tinybert", modes=("finetune", "probe"), seeds=(0, 1),
                      variants=("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel"),
-                     tasks=tuple(GLUE_TASKS)) -> int:
+                     tasks=tuple(GLUE_TASKS), plans=()) -> int:
     from glue_painters.glue.sweep import RunSpec, _record, key_fields
 
     store = ResultsStore(root)
@@ -128,15 +128,17 @@ def write_glue_store(root: Path, model: str = "tinybert", modes=("finetune", "pr
                                         for v in variants for n in n_range(GLUE_T)]
     from glue_painters.report.data import glue_chance
 
+    shapes += [(None, None, p) for p in plans]  # custom plans as the sweep's ``plans:`` (specs or text)
     for mode in modes:
         for task in tasks:
             full = GLUE_TASKS[task]
             for v, n, k in shapes:
                 for seed in seeds:
-                    spec = RunSpec(model, v, n, k, None, task, mode, seed)
+                    spec = RunSpec(model, v, n, None if v is None else k, k if v is None else None, task, mode, seed)
                     plan = spec.plan(GLUE_T)
                     chance = glue_chance(task)
-                    q = glue_quality(v, n, GLUE_T, k, seed)
+                    q = glue_quality(v, n, GLUE_T, k, seed) if v is not None else \
+                        (0.3 if plan.text.startswith("1-") else 0.9)  # skipping layer 0 hurts most
                     score = chance + q * (full - chance) if task != "wnli" else 50.0 - 1.0 * (seed % 2)
                     td = SimpleNamespace(sizes={"train": 100, "validation": 71 if task == "wnli" else 277})
                     rec = _record(spec, plan, model, td, {"metrics": {"accuracy": score / 100}, "score": score},

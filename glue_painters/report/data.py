@@ -272,6 +272,21 @@ def _with_twins(recs: list[dict]) -> list[dict]:
     return out
 
 
+def _glue_cell_key(r: dict) -> tuple:
+    """(variant, N, k, i) of a GLUE record. The GLUE sweep runs Fig. 2's plans as custom plans
+    given as specs (``plans: [skip_one:i=3]``); their label is the spec, read back here."""
+    import re
+
+    if r["variant"] == "custom":
+        m = re.fullmatch(r"(skip_one|switch):i=(\d+)", str(r.get("label", "")).replace(" ", ""))
+        if m:
+            return (m.group(1), None, None, int(m.group(2)))
+        return ("custom:" + str(r.get("plan_text", "?")), None, None, None)
+    if r["variant"] == "full":
+        return ("full", None, None, None)
+    return (r["variant"], r.get("n"), r.get("k"), None)
+
+
 def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Group]:
     from decoder_eval.summary import FACTOR
 
@@ -323,10 +338,8 @@ def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Gro
         cells: dict[tuple, Cell] = {}
         seeds_of: dict[tuple, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
         for r in recs:
-            variant = r["variant"] if r["variant"] != "custom" else "custom:" + r.get("plan_text", "?")
-            key = (variant, r.get("n"), r.get("k"), None)
-            if variant in ("full",) or variant.startswith("custom:"):
-                key = (variant, None, None, None)
+            key = _glue_cell_key(r)
+            variant = key[0]
             c = cells.setdefault(key, Cell(*key, label=_cell_label(*key)))
             score = r["score"]
             c.raw.setdefault(r["task"], []).append(score)

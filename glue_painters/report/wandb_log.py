@@ -53,7 +53,9 @@ def plan_runs(g: Group) -> list[dict]:
             variant, n, k, i, seed = r["variant"], p.get("n"), p.get("k"), p.get("i"), p.get("seed")
             plan = r["plan"]["text"] if isinstance(r.get("plan"), dict) else r.get("plan_hash")
         else:
-            variant, n, k, i, seed = r["variant"], r.get("n"), r.get("k"), None, r.get("seed")
+            from .data import _glue_cell_key
+
+            (variant, n, k, i), seed = _glue_cell_key(r), r.get("seed")
             plan = r.get("plan_text")
         by[(variant, n, k, i, seed, plan)].append(r)
     out = []
