@@ -133,3 +133,12 @@ def test_task_rule():
     assert task_finding(group(cells, tasks=tasks, flagged=("gsm8k", "arc_easy"), per_task=per)).status == NO_DATA
     # a GLUE group is not asked the decoder-only question
     assert "vii" not in {f.claim for f in group_findings(group(cells, track="glue"))}
+
+
+def test_not_enough_data_says_why():
+    assert skip_finding(group({})).evidence == "no skip records"
+    g = group({("skip", 4, None): None}, flagged=("lambada_openai",))
+    assert "every benchmark is at chance" in skip_finding(g).evidence
+    del g.cells[("full", None, None, None)]
+    assert parallel_finding(g).evidence == "no parallel records"
+    assert "no full-model record" in skip_finding(g).evidence

@@ -115,6 +115,18 @@ def _rel(g: Group, variant: str, k: int | None = None) -> dict[int, float]:
     return {c.n: c.relative.mean for c in g.series(variant, k) if c.relative.mean is not None}
 
 
+def _missing(g: Group, variants) -> str:
+    """Why these variants have no normalized median: no records, or records with no scale."""
+    absent = [v for v in variants if not any(c.variant == v for c in g.cells.values())]
+    if absent:
+        return f"no {', '.join(absent)} records"
+    if g.full() is None:
+        return f"{', '.join(variants)} records but no full-model record to normalize by"
+    if not g.reliable:
+        return f"{', '.join(variants)} records, but every benchmark is at chance for the full model (‡)"
+    return f"{', '.join(variants)} records miss some of the benchmarks above chance ({', '.join(g.reliable)})"
+
+
 def _default_k(g: Group) -> int | None:
     ks = [k for k in g.ks("looped_parallel") if k > 1]
     return (3 if 3 in ks else ks[0]) if ks else None
@@ -145,7 +157,7 @@ def skip_finding(g: Group) -> Finding:
     skip = _rel(g, "skip")
     T = g.num_layers
     if not skip or T is None:
-        return Finding("ii", g.title, NO_DATA, "no skip records" if not skip else "no full-model record (T unknown)")
+        return Finding("ii", g.title, NO_DATA, _missing(g, ["skip"]) if not skip else "no full-model record (T unknown)")
     frac = {n: (T - 2 * n - 1) / T for n in skip}
     small = sorted((n for n in skip if frac[n] <= GRACEFUL_FRACTION), key=lambda n: frac[n])
     if not small:
@@ -164,7 +176,7 @@ def skip_finding(g: Group) -> Finding:
 def repeat_finding(g: Group) -> Finding:
     mr = _rel(g, "middle_repeat")
     if not mr:
-        return Finding("iii", g.title, NO_DATA, "no middle_repeat records")
+        return Finding("iii", g.title, NO_DATA, _missing(g, ["middle_repeat"]))
     others = {v: _rel(g, v, _default_k(g) if v == "looped_parallel" else None)
               for v in N_VARIANTS if v != "middle_repeat"}
     others = {v: s for v, s in others.items() if s}
@@ -184,7 +196,7 @@ def random_finding(g: Group) -> Finding:
     r, rev, sk = _rel(g, "random"), _rel(g, "reverse"), _rel(g, "skip")
     missing = [v for v, s in (("random", r), ("reverse", rev), ("skip", sk)) if not s]
     if missing:
-        return Finding("iv", g.title, NO_DATA, f"no {', '.join(missing)} records")
+        return Finding("iv", g.title, NO_DATA, _missing(g, missing))
     return _beats(g, "iv", "random", ["reverse", "skip"], r, [rev, sk])
 
 
@@ -192,7 +204,7 @@ def parallel_finding(g: Group) -> Finding:
     p, sk = _rel(g, "parallel"), _rel(g, "skip")
     missing = [v for v, s in (("parallel", p), ("skip", sk)) if not s]
     if missing:
-        return Finding("v", g.title, NO_DATA, f"no {', '.join(missing)} records")
+        return Finding("v", g.title, NO_DATA, _missing(g, missing))
     return _beats(g, "v", "parallel", ["skip"], p, [sk])
 
 
@@ -200,7 +212,7 @@ def looping_finding(g: Group) -> Finding:
     k = _default_k(g)
     p = _rel(g, "parallel")
     if k is None or not p:
-        return Finding("vi-a", g.title, NO_DATA, "no parallel records" if not p else "no looped_parallel records with k > 1")
+        return Finding("vi-a", g.title, NO_DATA, _missing(g, ["parallel"]) if not p else "no looped_parallel records with k > 1")
     return _beats(g, "vi-a", f"looped_parallel k={k}", ["parallel"], _rel(g, "looped_parallel", k), [p])
 
 
