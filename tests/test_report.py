@@ -140,6 +140,7 @@ def test_filters_and_stale_figures(built, tmp_path):
     (["--results", "{tmp}/nope"], "does not exist"),
     (["--results", "{results}", "--model", "no-such-model", "--similarity", "{tmp}"], "nothing to report"),
     (["--results", "{results}", "--similarity", "{tmp}/bad"], "not valid JSON"),
+    (["--results", "{results}", "--tasks", "rte,nosuchtask"], "unknown task(s) nosuchtask"),
 ])
 def test_user_errors_are_one_line_exit_2(built, tmp_path, capsys, argv, needle):
     (tmp_path / "bad").mkdir()

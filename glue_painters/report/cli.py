@@ -9,6 +9,8 @@ import argparse
 import shlex
 import sys
 
+from ..errors import UserError
+
 
 def _names(values) -> list[str] | None:
     if not values:
@@ -21,9 +23,19 @@ def _report(args) -> int:
     from . import build_report
 
     results = args.results or DEFAULT_ROOT
+    tasks = _names(args.tasks)
+    if tasks:
+        from decoder_eval.tasks import TASKS as DECODER_TASKS
+
+        from ..glue.tasks import TASKS as GLUE_TASKS
+
+        unknown = [t for t in tasks if t not in DECODER_TASKS and t not in GLUE_TASKS]
+        if unknown:
+            raise UserError(f"unknown task(s) {', '.join(unknown)}; decoder: {', '.join(DECODER_TASKS)}; "
+                            f"GLUE: {', '.join(GLUE_TASKS)}")
     command = "painters " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["report"] \
         else "painters report"
-    out = build_report(results, args.out, track=args.track, models=_names(args.model), tasks=_names(args.tasks),
+    out = build_report(results, args.out, track=args.track, models=_names(args.model), tasks=tasks,
                        similarity_dir=args.similarity, command=command, wandb=args.wandb,
                        wandb_dir=args.wandb_dir, wandb_project=args.wandb_project,
                        wandb_summary_only=args.wandb_summary_only)

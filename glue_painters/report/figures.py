@@ -161,6 +161,10 @@ def draw_similarity(sim: Similarity) -> Figure:
     im = ax.imshow(sim.matrix, cmap="viridis", vmin=vmin, vmax=1.0)
     for a, b in sim.groups:
         ax.add_patch(patches.Rectangle((a - 0.5, a - 0.5), b - a + 1, b - a + 1, fill=False, ec="white", lw=1.2))
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer boundary (0 = embeddings)")
     ax.set_ylabel("layer boundary")
     ax.set_title(f"Fig. 3 — {sim.model} ({sim.n_tokens} tokens)", fontsize=9)
