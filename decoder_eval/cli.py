@@ -1,0 +1,141 @@
+"""``painters decoder run CONFIG`` and ``painters decoder summary``: the decoder track's commands.
+
+Registered by one line in ``glue_painters/cli.py`` (``SUBCOMMANDS``); this module only turns
+command-line options into ``sweep.run_sweep`` arguments and prints ``summary`` tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from glue_painters.errors import UserError
+from glue_painters.results import ResultsStore, atomic_write_text
+
+from .data import DATA_ENV
+from .summary import group_records, render, summarize
+from .sweep import CONFIG_KEYS, TRACK, load_config, parse_config, run_sweep
+from .tasks import TASKS
+
+
+def _limits(values: list[str] | None) -> dict | None:
+    """``--limit 20 --limit gsm8k=2`` -> {"default": 20, "gsm8k": 2}."""
+    if not values:
+        return None
+    out = {}
+    for v in values:
+        name, eq, num = v.rpartition("=")
+        if not num.strip().isdigit() or int(num) < 1:
+            raise UserError(f"--limit takes a positive number or TASK=NUMBER, got {v!r}")
+        if eq and name not in TASKS:
+            raise UserError(f"--limit {v}: unknown task '{name}'; known: {', '.join(TASKS)}")
+        out[name if eq else "default"] = int(num)
+    return out
+
+
+def _tasks(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    names = [t for v in values for t in v.split(",") if t.strip()]
+    return [t.strip() for t in names]
+
+
+def _run(args) -> int:
+    cfg = load_config(args.config)
+    raw = dict(cfg.raw)
+    tasks = _tasks(args.tasks)
+    if tasks:
+        raw["tasks"] = tasks
+    limits = _limits(args.limit)
+    if limits:
+        old = raw.get("limit")
+        merged = dict(old) if isinstance(old, dict) else ({"default": old} if old is not None else {})
+        if "default" in limits:  # a plain --limit N replaces every per-task limit of the config
+            merged = {}
+        merged.update(limits)
+        raw["limit"] = merged
+    cfg = parse_config(raw, cfg.source)
+    outcome = run_sweep(cfg, results_dir=args.results, data_dir=args.data_dir, log_samples=args.log_samples,
+                        device=args.device, dtype=args.dtype, batch_size=args.batch_size, progress=not args.quiet)
+    summary = summarize(outcome.records, outcome.tasks)
+    table = render(summary)
+    print(f"\n{len(outcome.specs)} plans x {len(outcome.tasks)} tasks: {outcome.written} records written, "
+          f"{outcome.skipped} found, {outcome.seconds:.0f} s\n")
+    print(table)
+    if args.report:
+        command = "painters " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name == "painters" \
+            else " ".join(shlex.quote(a) for a in sys.argv)
+        text = (f"# Decoder sweep: {cfg.model}\n\nCommand:\n\n```bash\n{command}\n```\n\n"
+                f"Config: `{cfg.source}`; {len(outcome.specs)} plans x {len(outcome.tasks)} tasks; "
+                f"subsets: " + "; ".join(f"{t}: {s['n']} items" for t, s in summary.subset.items() if s) +
+                f"; wall time {outcome.seconds:.0f} s.\n\n## Normalized scores\n\n{table}\n\n"
+                f"## Raw scores\n\n{render(summary, raw=True)}\n")
+        atomic_write_text(Path(args.report), text)
+        print(f"\nreport written to {args.report}")
+    return 0
+
+
+def _summary(args) -> int:
+    store = ResultsStore(args.results)
+    records = list(store.records(TRACK))
+    if args.config:
+        cfg = load_config(args.config)
+        records = [r for r in records if r.get("model") == cfg.model and r["task"] in cfg.tasks]
+    if not records:
+        raise UserError(f"no decoder records under {store.root}{' for ' + args.config if args.config else ''}")
+    for (name, fingerprint, dtype, healed, code), recs in group_records(records).items():
+        summary = summarize(recs)
+        print(f"## {name} ({fingerprint[:23]}…), dtype {dtype}, healed {healed}, scoring v{code}, "
+              f"{len(recs)} records; items per task: "
+              + ", ".join(f"{t} {s['n']}" for t, s in summary.subset.items() if s) + "\n")
+        print(render(summary, raw=args.raw))
+        print()
+    return 0
+
+
+def add_subparsers(sub) -> None:
+    keys = "\n".join(f"  {k:<15} {v}" for k, v in CONFIG_KEYS.items())
+    p = sub.add_parser(
+        "decoder", help="evaluate a causal LM under rewiring plans on LAMBADA/ARC/HellaSwag/WinoGrande/GSM8K",
+        description="Decoder track: evaluate a frozen causal LM under the paper's variants with "
+                    "lm-evaluation-harness semantics, and summarize with the normalized median.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = p.add_subparsers(dest="decoder_command", metavar="ACTION", required=True)
+
+    run = actions.add_parser(
+        "run", help="run (or resume) a sweep from a YAML config and print its summary table",
+        description=f"Run or resume a sweep. Finished records are skipped, so re-running the same "
+                    f"command after a crash or Ctrl-C continues where it stopped.\n\nConfig keys:\n{keys}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("config", help="sweep config (YAML), e.g. configs/decoder/smollm2_quick.yaml")
+    run.add_argument("--limit", action="append", metavar="N|TASK=N",
+                     help="evaluate the first N documents of each task (file order, as lm-eval's --limit); "
+                          "TASK=N sets one task; repeatable; a plain N replaces the config's limits")
+    run.add_argument("--tasks", nargs="+", metavar="TASK",
+                     help=f"only these tasks (space or comma separated) from: {', '.join(TASKS)}")
+    run.add_argument("--data-dir", metavar="DIR",
+                     help=f"benchmark folder laid out like shared/data (default: ${DATA_ENV}, else "
+                          f"../shared/data next to the checkout); 'hub' loads the datasets by name")
+    run.add_argument("--results", metavar="DIR",
+                     help="results store folder (default: $PAINTERS_RESULTS, else ./results)")
+    run.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or auto (default: config, else auto)")
+    run.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "auto"],
+                     help="model dtype (default: config, else bfloat16 on CUDA and float32 on CPU)")
+    run.add_argument("--batch-size", type=int, metavar="B",
+                     help="rows per forward for loglikelihood, prompts per generate call (default: config, else 16)")
+    run.add_argument("--log-samples", action="store_true",
+                     help="also keep per-item requests, outputs and scores in a JSONL file next to each record")
+    run.add_argument("--report", metavar="FILE.md", help="also write the summary tables and the command to FILE.md")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_run)
+
+    summ = actions.add_parser(
+        "summary", help="print the summary tables of the records in a results store",
+        description="Print normalized-median tables (variant x N -> median, per-task columns) from the "
+                    "records in a results store: one table per model, dtype and healed state.")
+    summ.add_argument("config", nargs="?", help="only this sweep config's model and tasks")
+    summ.add_argument("--results", metavar="DIR", help="results store folder (default: $PAINTERS_RESULTS, else ./results)")
+    summ.add_argument("--raw", action="store_true", help="show raw primary-metric scores instead of normalized ones")
+    summ.set_defaults(func=_summary)

@@ -1,0 +1,151 @@
+"""Evaluate plans on benchmarks: the API the sweep, the CLI and LoRA healing call.
+
+    from decoder_eval import evaluate_plan, evaluate_plans
+    scores = evaluate_plan(model, tokenizer, "0-9,20-29", ["arc_easy", "lambada_openai"], limit=100)
+    # {"arc_easy": {"acc": ..., "acc_norm": ...}, "lambada_openai": {"acc": ..., "perplexity": ...}}
+
+``evaluate_plans`` takes many plans and shares work between them (see ``loglikelihood``); it
+returns full ``TaskResult``s (metrics, standard errors, chance level, per-item scores, optional
+per-item samples). A caller that evaluates one model per plan (a LoRA-healed model, say) calls
+``evaluate_plan`` once per model; ``sweep.save_result`` then stores it with ``healed=True``.
+
+The model is used as given (device, dtype); nothing is left rewired afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from glue_painters.errors import UserError
+from glue_painters.plans import Plan
+from glue_painters.rewire import num_layers
+from glue_painters.variants import resolve
+
+from .generation import Generator
+from .loglikelihood import LoglikelihoodScorer
+from .tasks import TaskData, get_task, sample_record
+
+
+@dataclass
+class TaskResult:
+    task: str
+    metrics: dict[str, float]
+    stderr: dict[str, float | None]
+    chance: float  # expected primary score of guessing, averaged over items
+    primary: str
+    n: int
+    per_item: list[dict] = field(repr=False)
+    samples: list[dict] | None = field(default=None, repr=False)
+    seconds: float = 0.0  # wall time of the pass that produced it, shared by its plans
+    plans_in_pass: int = 1
+
+
+def load_tasks(names: Sequence[str], data_dir=None, limit: int | Mapping[str, int | None] | None = None) -> dict[str, TaskData]:
+    """Read and check every task's data up front (a bad file fails before any model work).
+    ``limit``: one number for all tasks, or a mapping task -> number (key ``default`` for the rest)."""
+    from .data import resolve_data_dir
+
+    where = resolve_data_dir(data_dir)
+    out = {}
+    for name in names:
+        task = get_task(name)
+        n = limit.get(name, limit.get("default")) if isinstance(limit, Mapping) else limit
+        out[name] = task.load(where, n)
+    return out
+
+
+class Evaluator:
+    """Runs tasks under many plans on one model, preparing each task's batches once."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 16, pack: bool = True, share_prefix: bool = True,
+                 progress: Callable[[int], None] | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.scorer = LoglikelihoodScorer(model, tokenizer, batch_size, pack=pack, share_prefix=share_prefix)
+        self.generator = Generator(model, tokenizer, batch_size)
+        self.progress = progress
+        self._prepared: dict[int, object] = {}
+
+    def prepare(self, data: TaskData):
+        key = id(data)
+        if key not in self._prepared:
+            if data.task.kind == "generate_until":
+                prepared = self.generator.prepare([r for it in data.items for r in it.requests])
+            else:
+                prepared = self.scorer.prepare([it.requests for it in data.items])
+            self._prepared[key] = (data, prepared)  # keep data alive so its id stays unique
+        return self._prepared[key][1]
+
+    def work_units(self, data: TaskData, n_plans: int) -> int:
+        """Progress units for ``n_plans`` plans: one per batch per plan."""
+        return len(self.prepare(data).batches) * n_plans
+
+    def run(self, data: TaskData, plans: Sequence[Plan], log_samples: bool = False, primary: str | None = None,
+            on_result: Callable[[str, TaskResult], None] | None = None) -> dict[str, TaskResult]:
+        """Every plan's ``TaskResult`` on one task, keyed by plan text. ``on_result(text, result)``
+        is called as each plan's result is ready: all at the end of a loglikelihood pass (the
+        plans share it), one by one for generation."""
+        task = data.task
+        primary = primary or task.primary
+        if primary not in task.metrics:
+            raise UserError(f"task '{task.name}' has no metric '{primary}'; it has {', '.join(task.metrics)}")
+        unique = list({p.text: p for p in plans}.values())
+        prepared = self.prepare(data)
+        chance = sum(task.chance(it.doc) for it in data.items) / len(data.items)
+        out: dict[str, TaskResult] = {}
+
+        def finish(text: str, results: list, seconds: float, plans_in_pass: int) -> None:
+            per_item, samples, cursor = [], [] if log_samples else None, 0
+            for item in data.items:
+                item_results = results[cursor:cursor + len(item.requests)]
+                cursor += len(item.requests)
+                scores = task.score(item.doc, item_results)
+                per_item.append(scores)
+                if samples is not None:
+                    samples.append(sample_record(item, item_results, scores))
+            values, errors = task.aggregate(per_item)
+            out[text] = TaskResult(task.name, values, errors, chance, primary, len(per_item), per_item,
+                                   samples, seconds, plans_in_pass)
+            if on_result is not None:
+                on_result(text, out[text])
+
+        if task.kind == "generate_until":
+            for plan in unique:
+                start = time.perf_counter()
+                texts = self.generator.run(prepared, plan, self.progress)
+                finish(plan.text, texts, time.perf_counter() - start, 1)
+        else:
+            start = time.perf_counter()
+            raw = self.scorer.score(prepared, unique, self.progress)
+            seconds = time.perf_counter() - start
+            for plan in unique:
+                finish(plan.text, raw[plan.text], seconds, len(unique))
+        return out
+
+
+def evaluate_plans(model, tokenizer, plans: Sequence[Plan | str], tasks: Sequence[str] | Mapping[str, TaskData], *,
+                   limit=None, data_dir=None, batch_size: int = 16, log_samples: bool = False,
+                   share_prefix: bool = True, pack: bool = True) -> dict[str, dict[str, TaskResult]]:
+    """``{plan text: {task: TaskResult}}`` for every plan (a ``Plan``, plan text or variant spec
+    like ``skip:n=8``) on every task; ``tasks`` may be names or already loaded ``TaskData``."""
+    t = num_layers(model)
+    resolved = [p if isinstance(p, Plan) else resolve(p, t) for p in plans]
+    for p in resolved:
+        p.validate(t)
+    data = tasks if isinstance(tasks, Mapping) else load_tasks(tasks, data_dir, limit)
+    evaluator = Evaluator(model, tokenizer, batch_size, pack=pack, share_prefix=share_prefix)
+    out: dict[str, dict[str, TaskResult]] = {p.text: {} for p in resolved}
+    for name, task_data in data.items():
+        for text, result in evaluator.run(task_data, resolved, log_samples).items():
+            out[text][name] = result
+    return out
+
+
+def evaluate_plan(model, tokenizer, plan: Plan | str, tasks: Sequence[str], *, limit=None, data_dir=None,
+                  batch_size: int = 16, **kwargs) -> dict[str, dict[str, float]]:
+    """``{task: {metric: value}}`` for one plan (see ``evaluate_plans`` for the options)."""
+    (results,) = evaluate_plans(model, tokenizer, [plan], tasks, limit=limit, data_dir=data_dir,
+                                batch_size=batch_size, **kwargs).values()
+    return {name: r.metrics for name, r in results.items()}

@@ -1,0 +1,155 @@
+"""Hand a rewired model to stock lm-evaluation-harness, for any lm-eval task.
+
+One line (``pip install lm_eval``; the plan is a Plan, plan text or a variant spec)::
+
+    from decoder_eval.lm_eval_interop import lm_eval_evaluate
+    results = lm_eval_evaluate(model, tokenizer, "skip:n=8", ["arc_easy", "piqa"], limit=100)
+
+Any task name lm-eval knows runs as lm-eval defines it (on hub data). Our five benchmarks can
+instead read our local JSON Lines files: pass ``data_dir=`` (or ``local=True`` for the default
+folder) and the names ``lambada_openai``, ``arc_easy``, ``arc_challenge``, ``hellaswag``,
+``winogrande``, ``gsm8k`` map to task YAMLs written next to a temporary folder that ``include`` the
+stock YAML and change only where the documents come from (``local_task_yamls``). The
+benchmark script and the ``real`` tests use this to compare our engine with stock lm-eval.
+
+Why a context manager underneath (``rewired_lm``): lm-eval's ``HFLM`` wraps a model instance it is
+handed; the plan is put on with ``glue_painters.rewire`` for the duration and taken off after, so
+lm-eval runs the rewired model through the model's own forward and ``generate``.
+
+lm-eval is an optional dependency (the ``test`` extra); this module imports it only when called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from glue_painters.errors import UserError
+from glue_painters.plans import Plan
+from glue_painters.rewire import num_layers, rewired
+from glue_painters.variants import resolve
+
+from .data import resolve_data_dir
+from .tasks import TASKS, get_task, hellaswag_preprocess
+
+
+def _lm_eval():
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        raise UserError("stock lm-eval is not installed: pip install 'lm_eval>=0.4' "
+                        "(or pip install -e '.[test]')") from None
+    import lm_eval
+
+    return lm_eval
+
+
+@contextlib.contextmanager
+def rewired_lm(model, tokenizer, plan: Plan | str | None = None, batch_size: int = 16, **hflm_kwargs) -> Iterator:
+    """``with rewired_lm(model, tok, "skip:n=8") as lm: lm_eval.simple_evaluate(model=lm, ...)``."""
+    _lm_eval()
+    from lm_eval.models.huggingface import HFLM
+
+    if plan is None:
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, **hflm_kwargs)
+        yield lm
+        return
+    plan = plan if isinstance(plan, Plan) else resolve(plan, num_layers(model))
+    with rewired(model, plan):
+        yield HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, **hflm_kwargs)
+
+
+# ---- our local files as lm-eval tasks ------------------------------------------------------------
+def arc_docs(dataset):
+    """process_docs: original ARC JSONL records -> the hub's ``allenai/ai2_arc`` shape."""
+    def convert(doc):
+        q = doc["question"]
+        return {"id": doc["id"], "question": q["stem"], "answerKey": doc["answerKey"],
+                "choices": {"text": [c["text"] for c in q["choices"]], "label": [c["label"] for c in q["choices"]]}}
+
+    return dataset.map(convert, remove_columns=dataset.column_names)
+
+
+def hellaswag_docs(dataset):
+    """process_docs: the offline pre-joined HellaSwag records, cleaned with lm-eval's preprocess."""
+    def convert(doc):
+        return {"query": hellaswag_preprocess(doc["query"]),
+                "choices": [hellaswag_preprocess(e) for e in doc["endings"]], "label": int(doc["label"])}
+
+    return dataset.map(convert)
+
+
+_SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
+
+
+def local_task_yamls(out_dir: str | Path, data_dir=None, tasks: Sequence[str] = tuple(TASKS)) -> dict[str, str]:
+    """Write one lm-eval task YAML per task into ``out_dir``; returns ``{our name: lm-eval name}``.
+
+    Each YAML ``include``s the stock task and overrides only the data: ``dataset_path: json`` over
+    our files, the splits renamed to match, and (ARC, HellaSwag) a ``process_docs`` that turns
+    our record shape into the one the stock prompts expect.
+    """
+    import yaml
+
+    lm_eval = _lm_eval()
+    from lm_eval.tasks import TaskManager
+
+    where = resolve_data_dir(data_dir)
+    if where == "hub":
+        raise UserError("local_task_yamls needs a local data folder, not 'hub'")
+    index = TaskManager().task_index
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = {}
+    for name in tasks:
+        task = get_task(name)
+        stock = index[name].yaml_path
+        files = {"eval": str(Path(where) / task.split.local)}
+        if task.fewshot_split is not None:
+            files["train"] = str(Path(where) / task.fewshot_split.local)
+        for path in files.values():
+            if not Path(path).is_file():
+                raise UserError(f"data file {path} not found")
+        eval_key = "validation_split" if task.split.hub_split == "validation" else "test_split"
+        cfg = {"include": str(stock), "task": f"painters_{name}", "tag": [],
+               "dataset_path": "json", "dataset_name": None, "dataset_kwargs": {"data_files": files},
+               **{k: None for k in _SPLIT_KEYS}, eval_key: "eval"}
+        if task.fewshot_split is not None:
+            cfg.update(training_split="train", fewshot_split="train")
+        text = yaml.safe_dump(cfg, sort_keys=False)
+        if name in ("arc_easy", "arc_challenge"):
+            text += "process_docs: !function decoder_eval.lm_eval_interop.arc_docs\n"
+        elif name == "hellaswag":
+            text += "process_docs: !function decoder_eval.lm_eval_interop.hellaswag_docs\n"
+        (out_dir / f"painters_{name}.yaml").write_text(text)
+        names[name] = f"painters_{name}"
+    del lm_eval
+    return names
+
+
+def lm_eval_evaluate(model, tokenizer, plan: Plan | str | None, tasks: Sequence[str], *, limit=None,
+                     data_dir=None, local: bool = False, batch_size: int = 16, **simple_evaluate_kwargs) -> dict:
+    """Run stock ``lm_eval.simple_evaluate`` on ``model`` under ``plan``; returns lm-eval's result
+    dict. With ``data_dir``/``local``, our five task names read our local files (results are
+    still keyed by our names)."""
+    lm_eval = _lm_eval()
+    from lm_eval.tasks import TaskManager
+
+    simple_evaluate_kwargs.setdefault("bootstrap_iters", 0)
+    with tempfile.TemporaryDirectory(prefix="painters-lm-eval-") as tmp, \
+            rewired_lm(model, tokenizer, plan, batch_size=batch_size) as lm:
+        if data_dir is not None or local:
+            mapping = local_task_yamls(tmp, data_dir, [t for t in tasks if t in TASKS])
+            manager = TaskManager(include_path=tmp)
+        else:
+            mapping, manager = {}, TaskManager()
+        names = [mapping.get(t, t) for t in tasks]
+        out = lm_eval.simple_evaluate(model=lm, tasks=names, limit=limit, task_manager=manager,
+                                      **simple_evaluate_kwargs)
+    back = {v: k for k, v in mapping.items()}
+    for section in ("results", "samples", "configs", "n-samples", "higher_is_better", "versions"):
+        if isinstance(out.get(section), dict):
+            out[section] = {back.get(k, k): v for k, v in out[section].items()}
+    return out
