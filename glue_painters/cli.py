@@ -18,6 +18,7 @@ from .errors import UserError
 SUBCOMMANDS = [
     "glue_painters.commands",
     "glue_painters.glue.cli",
+    "decoder_eval.cli",
 ]
 
 
