@@ -85,15 +85,19 @@ def test_headline_numbers_reuse_the_tracks_summaries(built):
             assert c.headline.mean == pytest.approx(rows[(c.variant, c.n, c.k)].median)
     rnd = dec.cell("random", 1)
     assert rnd.headline.seeds == 3 and rnd.headline.std == pytest.approx(0.01)
-    # GLUE: the unnormalized average of the task means, without the at-chance WNLI
-    assert glue.full().headline.mean == pytest.approx((67 + 91 + 40) / 3)
+    # GLUE: the paper's unnormalized average of the task means (the at-chance WNLI included, seeds
+    # 0 and 1 score 50 and 49); the findings' normalized median leaves WNLI out
+    assert glue.full().headline.mean == pytest.approx((67 + 91 + 40 + 49.5) / 4)
+    assert glue.full().relative.mean == pytest.approx(1.0)
+    assert glue.cell("skip", 0).relative.mean == pytest.approx(1 - 0.08 * 5 + 0.0025)
     assert glue.cell("skip", 0).headline.std is not None  # two seeds: a spread
 
 
 def test_flagged_benchmarks_marked_in_tables_and_plots(built):
     md = built["md"]
     assert "gsm8k ‡" in md and "wnli ‡" in md
-    assert "left out of the normalized median" in md and "left out of the GLUE average" in md
+    assert "left out of the normalized median (raw score in parentheses)" in md
+    assert "wnli: full 49.5 vs chance 50.0, margin -0.5 ≤ 3×SE" in md and "kept in the GLUE average" in md
     # the decoder table shows the flagged task's raw score in parentheses
     full_row = next(line for line in md.splitlines() if line.startswith("| full |") and "(0.010)" in line)
     assert full_row
@@ -120,7 +124,7 @@ def test_findings_on_the_designed_stores(built):
     # the GLUE store is built against the paper
     assert rows[("iii", glue)] == NOT_SUPPORTED and rows[("v", glue)] == NOT_SUPPORTED
     assert rows[("vi-b", glue)] == NO_DATA  # only k=3 and parallel on two usable rows
-    assert "gsm8k at chance for the full model: not judged" in md
+    assert "not judged: gsm8k: full 0.010 vs chance 0.000" in md
 
 
 def test_filters_and_stale_figures(built, tmp_path):

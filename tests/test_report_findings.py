@@ -126,7 +126,7 @@ def test_task_rule():
     cells = {("skip", n, None): 0.5 for n in range(3)}
     per = {("skip", n, None): {"lambada_openai": 0.6, "hellaswag": 0.7, "arc_easy": 0.3} for n in range(3)}
     f = task_finding(group(cells, tasks=tasks, flagged=("gsm8k",), per_task=per))
-    assert f.status == SUPPORTED and "gsm8k at chance" in f.evidence
+    assert f.status == SUPPORTED and "not judged: gsm8k: at chance" in f.evidence
     per_bad = {k: v | {"arc_easy": 0.65} for k, v in per.items()}
     assert task_finding(group(cells, tasks=tasks, flagged=("gsm8k",), per_task=per_bad)).status == NOT_SUPPORTED
     # ARC and GSM8K both at chance: the claim cannot be judged

@@ -16,7 +16,9 @@ code, not re-implemented here:
   GLUE records carry no chance level, so the report uses the score of uniform random guessing
   (``glue_chance``) and the binomial standard error of the full model's score on the evaluation
   rows, with the decoder track's ``FACTOR``: a task where the full model does not clear chance by
-  that margin is flagged (‡) and left out of the average, the same rule as the decoder median.
+  that margin is flagged (‡) in every table and plot. The average keeps it, as the paper's
+  unnormalized average does (no ratio of noise to noise is formed there); the normalized median
+  the findings use leaves it out, as the decoder median does.
 
 For the findings both tracks also get a *relative* headline: the normalized median
 (score − chance) / (full − chance) over the unflagged tasks, so claims compare like with like.
@@ -348,12 +350,15 @@ def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Gro
             seeds_of[key][r["seed"]][r["task"]] = score
         reliable = [t for t in task_list if t not in flagged]
         for key, c in cells.items():
-            means = {t: statistics.fmean(c.per_task[t]) for t in reliable if c.per_task.get(t)}
-            if reliable and len(means) == len(reliable):
-                per_seed = [glue_average({t: s[t] for t in reliable}) for s in seeds_of[key].values()
-                            if all(t in s for t in reliable)]
-                spread = stat(per_seed)
-                c.headline = Stat(glue_average(means), spread.std, len(seeds_of[key]))
+            # the paper's GLUE average: every task shown, ‡ ones included (an unnormalized mean
+            # divides nothing by noise); it needs a score on every task
+            means = {t: statistics.fmean(c.per_task[t]) for t in task_list if c.per_task.get(t)}
+            if len(means) == len(task_list):
+                per_seed = [glue_average({t: s[t] for t in task_list}) for s in seeds_of[key].values()
+                            if all(t in s for t in task_list)]
+                c.headline = Stat(glue_average(means), stat(per_seed).std, len(seeds_of[key]))
+            # the findings' scale: the normalized median over the tasks above chance only
+            if reliable and all(c.per_task.get(t) for t in reliable):
                 rel_seed = [statistics.median((s[t] - chance[t]) / (full_score[t] - chance[t]) for t in reliable)
                             for s in seeds_of[key].values() if all(t in s for t in reliable)]
                 c.relative = stat(rel_seed)

@@ -14,7 +14,8 @@ Fig. 11    every variant's summary over N on one plot
 Random order (and any cell with several seeds) is drawn as the seeds' mean with a band of ± one
 standard deviation. A benchmark where the full model is at chance (``Group.flagged``) is marked
 ‡ in every plot: the decoder plots leave it out (its normalized score is not computed) and say
-so in the plot; GLUE plots draw it dashed and leave it out of the average.
+so in the plot; GLUE plots draw it dashed (the paper's unnormalized average keeps it; the
+findings' normalized median does not).
 
 Each ``draw_*`` returns a ``Figure`` or raises ``NotDrawn`` with the reason, which the report lists.
 """
@@ -68,7 +69,8 @@ def _png(fig) -> bytes:
 def _flag_note(g: Group) -> str:
     if not g.flagged:
         return ""
-    what = "not plotted, left out of the median" if g.track == "decoder" else "dashed, left out of the average"
+    what = "not plotted, left out of the median" if g.track == "decoder" else \
+        "dashed; in the paper's average, not in the findings"
     return f"‡ full model at chance ({what}): " + ", ".join(g.flagged)
 
 

@@ -257,7 +257,7 @@ def task_finding(g: Group) -> Finding:
     at_chance = [t for t in claimed if t in g.flagged]
     judged = [t for t in claimed if t not in g.flagged]
     others = [t for t in g.reliable if t not in CLAIM_TASKS]
-    note = f" ({', '.join(at_chance)} at chance for the full model: not judged)" if at_chance else ""
+    note = (" (not judged: " + "; ".join(f"{t}: {g.flagged[t]}" for t in at_chance) + ")") if at_chance else ""
     if not judged or not others:
         why = "no GSM8K/ARC benchmark above chance" if not judged else "no other benchmark above chance"
         return Finding("vii", g.title, NO_DATA, why + note)

@@ -80,12 +80,15 @@ def group_table(g: Group) -> Table:
                      + ", ".join(f"{t}: {g.primary[t]}" for t in g.tasks) + f"); median over {used}")
     else:
         notes.append(f"task score ×100 (mean of the task's official metrics), mean ± std over seeds; "
-                     f"GLUE average = the paper's unnormalized mean over {used}")
+                     f"GLUE average = the paper's unnormalized mean over {', '.join(g.tasks)} (‡ tasks included, "
+                     f"as in the paper); the findings' normalized median uses {used}")
         notes.append("‡ = the full model does not clear uniform guessing by more than 3 standard errors (binomial "
                      "SE on the evaluation rows, combined with the seeds' spread), the decoder track's rule")
     for t, why in g.flagged.items():
-        notes.append(f"‡ {t}: {why}: left out of the {g.headline_name}"
-                     + (" (raw score in parentheses)" if g.track == "decoder" else ""))
+        if g.track == "decoder":
+            notes.append(f"‡ {t}: {why}: left out of the {g.headline_name} (raw score in parentheses)")
+        else:
+            notes.append(f"‡ {t}: {why}: kept in the GLUE average, left out of the normalized median (findings)")
     notes += g.notes
     return Table(g.title, header, rows, notes)
 
