@@ -17,7 +17,7 @@ written here, W&B takes it from the environment at sync time). What is logged:
 
 Compare runs::
 
-    painters report --results results --out reports --wandb     # writes <results>/wandb/offline-run-*
+    painters report --results results --out reports --wandb     # writes results/wandb/wandb/offline-run-*
     wandb sync results/wandb/wandb/offline-run-*                 # upload (needs WANDB_API_KEY)
 
 Then in the W&B project: the *Runs* table, filter ``job_type = plan`` and group by ``variant``;
