@@ -235,8 +235,10 @@ def best_k_finding(g: Group) -> Finding:
 
     grid = {m: row for m, row in relative_grid(g).items() if len(row) >= 2 and m > 1}
     if len(grid) < MIN_ROWS:
+        have = [v for v in ("parallel", "looped_parallel") if any(c.variant == v for c in g.cells.values())]
+        why = "" if grid or not have else f"; {_missing(g, have)}"
         return Finding("vi-b", g.title, NO_DATA, f"{len(grid)} grid row(s) with two or more k "
-                       f"(needs {MIN_ROWS}; parallel counts as k=1)")
+                       f"(needs {MIN_ROWS}; parallel counts as k=1){why}")
     rows = sorted(grid)
     best = {m: max(grid[m], key=grid[m].get) for m in rows}
     ev = "best k by layers in parallel: " + ", ".join(f"{m}→{best[m]}" for m in rows)
@@ -259,7 +261,8 @@ def task_finding(g: Group) -> Finding:
     others = [t for t in g.reliable if t not in CLAIM_TASKS]
     note = (" (not judged: " + "; ".join(f"{t}: {g.flagged[t]}" for t in at_chance) + ")") if at_chance else ""
     if not judged or not others:
-        why = "no GSM8K/ARC benchmark above chance" if not judged else "no other benchmark above chance"
+        why = "no GSM8K/ARC benchmark with a normalized score" if not judged else \
+            "no other benchmark with a normalized score"
         return Finding("vii", g.title, NO_DATA, why + note)
     cells = _cells_all_tasks(g)
     if not cells:
