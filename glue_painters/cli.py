@@ -14,11 +14,13 @@ import sys
 
 from .errors import UserError
 
-# modules that add a subcommand: (module, attribute)
+# modules that add a subcommand with add_subparsers(sub)
 SUBCOMMANDS = [
     "glue_painters.commands",
-    "glue_painters.glue.cli",
     "decoder_eval.cli",
+    "decoder_eval.heal",
+    "glue_painters.glue.cli",
+    "glue_painters.report.cli",
 ]
 
 
