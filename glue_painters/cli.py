@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     "decoder_eval.heal",
     "glue_painters.glue.cli",
     "glue_painters.report.cli",
+    "glue_painters.search_cli",
 ]
 
 
