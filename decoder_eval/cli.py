@@ -7,6 +7,7 @@ command-line options into ``sweep.run_sweep`` arguments and prints ``summary`` t
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -65,8 +66,9 @@ def _run(args) -> int:
           f"{outcome.skipped} found, {outcome.seconds:.0f} s\n")
     print(table)
     if args.report:
-        command = "painters " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name == "painters" \
-            else " ".join(shlex.quote(a) for a in sys.argv)
+        env = "".join(f"{v}={os.environ[v]} " for v in ("OMP_NUM_THREADS", "PAINTERS_DATA") if v in os.environ)
+        command = env + ("painters " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name == "painters"
+                         else " ".join(shlex.quote(a) for a in sys.argv))
         text = (f"# Decoder sweep: {cfg.model}\n\nCommand:\n\n```bash\n{command}\n```\n\n"
                 f"Config: `{cfg.source}`; {len(outcome.specs)} plans x {len(outcome.tasks)} tasks; "
                 f"subsets: " + "; ".join(f"{t}: {s['n']} items" for t, s in summary.subset.items() if s) +

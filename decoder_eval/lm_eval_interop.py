@@ -82,6 +82,20 @@ def hellaswag_docs(dataset):
 
 
 _SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
+# Where lm-eval 0.4 keeps the stock YAMLs (inside its package); looked up in its task index if moved.
+_STOCK_YAML = {"lambada_openai": "lambada/lambada_openai.yaml", "arc_easy": "arc/arc_easy.yaml",
+               "arc_challenge": "arc/arc_challenge.yaml", "hellaswag": "hellaswag/hellaswag.yaml",
+               "winogrande": "winogrande/default.yaml", "gsm8k": "gsm8k/gsm8k.yaml"}
+
+
+def _stock_yaml(name: str) -> Path:
+    lm_eval = _lm_eval()
+    path = Path(lm_eval.__file__).parent / "tasks" / _STOCK_YAML[name]
+    if path.is_file():
+        return path
+    from lm_eval.tasks import TaskManager  # indexes every task: slow, so only as a fallback
+
+    return Path(TaskManager().task_index[name].yaml_path)
 
 
 def local_task_yamls(out_dir: str | Path, data_dir=None, tasks: Sequence[str] = tuple(TASKS)) -> dict[str, str]:
@@ -93,19 +107,15 @@ def local_task_yamls(out_dir: str | Path, data_dir=None, tasks: Sequence[str] = 
     """
     import yaml
 
-    lm_eval = _lm_eval()
-    from lm_eval.tasks import TaskManager
-
     where = resolve_data_dir(data_dir)
     if where == "hub":
         raise UserError("local_task_yamls needs a local data folder, not 'hub'")
-    index = TaskManager().task_index
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = {}
     for name in tasks:
         task = get_task(name)
-        stock = index[name].yaml_path
+        stock = _stock_yaml(name)
         files = {"eval": str(Path(where) / task.split.local)}
         if task.fewshot_split is not None:
             files["train"] = str(Path(where) / task.fewshot_split.local)
@@ -125,7 +135,6 @@ def local_task_yamls(out_dir: str | Path, data_dir=None, tasks: Sequence[str] = 
             text += "process_docs: !function decoder_eval.lm_eval_interop.hellaswag_docs\n"
         (out_dir / f"painters_{name}.yaml").write_text(text)
         names[name] = f"painters_{name}"
-    del lm_eval
     return names
 
 
@@ -142,7 +151,8 @@ def lm_eval_evaluate(model, tokenizer, plan: Plan | str | None, tasks: Sequence[
             rewired_lm(model, tokenizer, plan, batch_size=batch_size) as lm:
         if data_dir is not None or local:
             mapping = local_task_yamls(tmp, data_dir, [t for t in tasks if t in TASKS])
-            manager = TaskManager(include_path=tmp)
+            # index only our YAMLs unless a stock task is asked for too (indexing all is slow)
+            manager = TaskManager(include_path=tmp, include_defaults=any(t not in mapping for t in tasks))
         else:
             mapping, manager = {}, TaskManager()
         names = [mapping.get(t, t) for t in tasks]

@@ -5,7 +5,8 @@ loglikelihoods to those of a plain one-plan-at-a-time run):
 
 1. requests are tokenized and batched **once** for a whole sweep (``prepare``), rows sorted by
    length so padding stays small;
-2. the requests of one item share one row (``packing``: one forward per shared context);
+2. the requests of one item share one trie in a row (``packing``: one forward per shared
+   context), and rows hold several items so batches carry almost no padding;
 3. the hidden state after the layers plans share is computed once per batch (``prefix``);
 4. only the positions that are scored go through the output embedding and the log-softmax
    (lm-eval projects every position of every row onto the whole vocabulary).

@@ -9,6 +9,11 @@ attention mask) and gets its depth as position id. Each token then sees exactly 
 would see in its own sequence, at the same positions, so the logits are the same up to float
 rounding (tests hold them to 1e-5).
 
+Rows are then filled with several items (first fit, longest first, up to ``ROW_TOKENS`` tokens or
+the longest item): each item keeps its own positions and sees only itself, so nothing changes
+for the numbers, but a batch of rows of nearly equal length wastes almost nothing on padding
+(with one item per row, padding was a quarter of the tokens on our benchmarks).
+
 Where the mask trick is not safe the requests stay separate, each in its own row, right-padded
 and without a mask, exactly lm-eval's layout:
 
@@ -30,6 +35,7 @@ import torch
 from .encoding import Encoder, EncodedPair
 
 PACKING_ATTENTION = ("sdpa", "eager")
+ROW_TOKENS = 256  # tokens per packed row: long enough to fill, short enough that masked attention stays cheap
 
 
 @dataclass
@@ -70,6 +76,14 @@ class Row:
             path.append(node)
         return path
 
+    def extend(self, other: "Row") -> None:
+        """Append another row's tokens as separate trees (they see nothing of this row's)."""
+        offset = len(self.tokens)
+        self.tokens += other.tokens
+        self.parents += [p + offset if p >= 0 else -1 for p in other.parents]
+        self.depth += other.depth
+        self.targets += [Target(t.request, [n + offset for n in t.nodes], t.tokens) for t in other.targets]
+
 
 @dataclass
 class Batch:
@@ -103,10 +117,27 @@ def sliding_window(model) -> int | None:
     return None
 
 
-def build_rows(groups: list[list[EncodedPair]], encoder: Encoder, pack: bool, window: int | None) -> list[Row]:
-    """One row per group (item) when packing, else one row per request. Request ids count up
-    over ``groups`` in order."""
+def _fill(rows: list[Row], capacity: int) -> list[Row]:
+    """Spread whole item rows over ceil(total / capacity) rows, longest item first onto the
+    shortest row (LPT scheduling): the rows come out nearly equal, so a batch pads little."""
+    import heapq
+
+    total = sum(len(r.tokens) for r in rows)
+    count = max(1, -(-total // capacity))
+    bins = [(0, i, Row()) for i in range(count)]
+    for row in sorted(rows, key=lambda r: (-len(r.tokens), r.tokens)):
+        size, i, home = heapq.heappop(bins)
+        home.extend(row)
+        heapq.heappush(bins, (size + len(row.tokens), i, home))
+    return [home for _, _, home in sorted(bins, key=lambda b: b[1]) if home.tokens]
+
+
+def build_rows(groups: list[list[EncodedPair]], encoder: Encoder, pack: bool, window: int | None,
+               row_tokens: int = ROW_TOKENS) -> list[Row]:
+    """When packing: one trie per group (item), several items per row. Otherwise (or where a
+    sliding window forbids it) one plain row per request. Request ids count up over ``groups``."""
     rows: list[Row] = []
+    packed: list[Row] = []
     request = 0
     for pairs in groups:
         inputs = []
@@ -128,7 +159,9 @@ def build_rows(groups: list[list[EncodedPair]], encoder: Encoder, pack: bool, wi
             if shared is None:
                 rows.append(row)
         if shared is not None:
-            rows.append(shared)
+            packed.append(shared)
+    if packed:
+        rows += _fill(packed, max(row_tokens, max(len(r.tokens) for r in packed)))
     return rows
 
 

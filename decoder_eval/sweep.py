@@ -200,8 +200,9 @@ def expand(cfg: SweepConfig, num_layers_: int) -> list[PlanSpec]:
     specs: list[PlanSpec] = []
 
     def add(variant, **params):
-        plan = build(variant, num_layers_, **params)
-        specs.append(PlanSpec(variant, tuple(sorted(params.items())), plan))
+        spec = PlanSpec(variant, tuple(sorted(params.items())), build(variant, num_layers_, **params))
+        if spec not in specs:  # a value listed twice in the config is one row
+            specs.append(spec)
 
     for variant in cfg.variants:
         wanted = VARIANTS[variant][1]
