@@ -126,7 +126,8 @@ def add_subparsers(sub) -> None:
     run.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "auto"],
                      help="model dtype (default: config, else bfloat16 on CUDA and float32 on CPU)")
     run.add_argument("--batch-size", type=int, metavar="B",
-                     help="rows per forward for loglikelihood, prompts per generate call (default: config, else 16)")
+                     help="rows per forward for loglikelihood (each row packs whole items, about 256 tokens), "
+                          "prompts per generate call for GSM8K (default: config, else 16)")
     run.add_argument("--log-samples", action="store_true",
                      help="also keep per-item requests, outputs and scores in a JSONL file next to each record")
     run.add_argument("--report", metavar="FILE.md", help="also write the summary tables and the command to FILE.md")

@@ -37,12 +37,10 @@ from .tasks import TASKS, get_task, hellaswag_preprocess
 
 def _lm_eval():
     try:
-        import lm_eval  # noqa: F401
+        import lm_eval
     except ImportError:
         raise UserError("stock lm-eval is not installed: pip install 'lm_eval>=0.4' "
                         "(or pip install -e '.[test]')") from None
-    import lm_eval
-
     return lm_eval
 
 

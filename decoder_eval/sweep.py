@@ -58,7 +58,7 @@ CONFIG_KEYS = {
     "tasks": f"benchmarks (default: {', '.join(DEFAULT_TASKS)})",
     "limit": "first N documents per task: a number, or {default: N, <task>: N}; omit for all",
     "primary_metric": "per-task metric for the normalized score, e.g. {hellaswag: acc}",
-    "batch_size": "rows per forward (loglikelihood) / prompts per generate call (default 16)",
+    "batch_size": "packed rows (~256 tokens each) per forward / prompts per generate call (default 16)",
     "dtype": "float32 | bfloat16 | float16 | auto (default: bfloat16 on CUDA, float32 on CPU)",
     "device": "cpu | cuda | cuda:N | auto (default auto)",
     "description": "free text, kept in every record",

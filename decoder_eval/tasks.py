@@ -333,10 +333,6 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-def task_metrics(name: str) -> tuple[str, ...]:
-    return get_task(name).metrics
-
-
 def sample_record(item: Item, results: list, scores: dict[str, Any]) -> dict:
     """One line of ``--log-samples`` output: the document, what was asked, what came back."""
     reqs = [{"context": r.context, "continuation": r.continuation} if isinstance(r, LoglikelihoodRequest)

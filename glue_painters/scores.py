@@ -91,6 +91,9 @@ def calibration_documents(source: str | os.PathLike | None = None, max_docs: int
     ``TASK:train`` (``arc_easy``, ``arc_challenge``, ``gsm8k``) -> that benchmark's train split
     as "Question: ...\\nAnswer: ..." texts. Only a train split is accepted: calibrating on the
     split the benchmarks evaluate would leak the test set into the search.
+    ``wikitext2:SPLIT`` (train, validation, test) -> that raw WikiText-2 file's paragraphs (no
+    benchmark here is drawn from WikiText; the verdict's held-out perplexity uses ``:test``, the
+    bundled calibration sample comes from ``:validation``).
     """
     if source is None:
         train = _data_dir(data_dir) / "wikitext2" / "train.txt"
@@ -98,8 +101,15 @@ def calibration_documents(source: str | os.PathLike | None = None, max_docs: int
             return _wikitext_paragraphs(train, max_docs), f"wikitext2:train ({train})"
         return read_documents(BUNDLED_TEXT, max_docs), "bundled:wikitext2_sample.txt"
     text = str(source)
+    if text.startswith("wikitext2:") and not Path(text).exists():
+        split = text.split(":", 1)[1]
+        path = _data_dir(data_dir) / "wikitext2" / f"{split}.txt"
+        if split not in ("train", "validation", "test") or not path.is_file():
+            raise UserError(f"text source '{text}': {path} not found (wikitext2:train, :validation or :test under "
+                            f"--data-dir or PAINTERS_DATA)")
+        return _wikitext_paragraphs(path, max_docs), f"wikitext2:{split}"
     if ":" in text and not Path(text).exists() and text.split(":", 1)[0] in _TRAIN_SPLITS + (
-            "lambada_openai", "hellaswag", "winogrande", "wikitext2"):
+            "lambada_openai", "hellaswag", "winogrande"):
         task, split = text.split(":", 1)
         if split != "train" or task not in _TRAIN_SPLITS:
             raise UserError(

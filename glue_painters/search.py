@@ -671,13 +671,14 @@ def verdict(model, tokenizer, rows: Sequence[dict], tasks: dict, store, *, model
     and standard error, the normalized scores and their median. A task where the full model does not
     clear chance by the decoder track's margin (``decoder_eval.summary.reliability``) is *flagged*:
     its normalized score would divide noise by noise, so it is left out of the median.
-    ``evaluate`` defaults to ``decoder_eval.evaluate.evaluate_plans`` (tests pass a stand-in).
+    ``evaluate(model, tokenizer, plans, {task: data}, batch_size=)`` returns ``{plan text: {task:
+    TaskResult}}``; by default the decoder engine's ``Evaluator`` with a progress bar (tests pass a
+    stand-in).
     """
     from decoder_eval.summary import reliability
     from decoder_eval.sweep import TRACK, key_fields, save_result
 
-    if evaluate is None:
-        from decoder_eval.evaluate import evaluate_plans as evaluate
+    evaluate = evaluate or _evaluate_with_progress
     if not any(r["name"] == "full" for r in rows):
         raise UserError("the verdict needs the full model among its rows")
     specs, labels = {}, {}
@@ -719,10 +720,23 @@ def verdict(model, tokenizer, rows: Sequence[dict], tasks: dict, store, *, model
         out.append(dict(row, executions=plan.executions, depth=plan.depth, calibration_loss=loss,
                         calibration_perplexity=None if loss is None else (math.exp(loss) if loss < 700 else math.inf),
                         scores=score, stderr={t: recs[t]["stderr"].get(primary[t]) for t in tasks},
+                        metrics={t: recs[t]["metrics"] for t in tasks},
                         normalized=norm, normalized_median=_median(list(norm.values()))))
     return {"rows": out, "primary": primary, "usable": usable,
             "flagged": {t: rel[t].why for t in tasks if not rel[t].ok},
             "n": {t: full[t]["n"] for t in tasks}, "track": TRACK}
+
+
+def _evaluate_with_progress(model, tokenizer, plans, tasks, batch_size: int = 16) -> dict:
+    """``decoder_eval.evaluate_plans`` for one task, with a progress bar over its batches."""
+    from decoder_eval.evaluate import Evaluator
+
+    (name, data), = tasks.items()
+    evaluator = Evaluator(model, tokenizer, batch_size)
+    with tqdm(total=evaluator.work_units(data, len(plans)), desc=f"{name}: {len(plans)} plans", unit="batch") as bar:
+        evaluator.progress = bar.update
+        results = evaluator.run(data, plans)
+    return {text: {name: r} for text, r in results.items()}
 
 
 def _median(values: list[float]) -> float | None:

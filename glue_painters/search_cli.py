@@ -126,6 +126,11 @@ def add_subparsers(sub) -> None:
                    help="also evaluate the paper's parallel/looped_parallel variants whose depth (sequential steps) "
                         "equals the budget: none of them costs less than T layer executions, so they have no "
                         "equal-execution counterpart")
+    v.add_argument("--heldout-text", default=None,
+                   help="also report every plan's perplexity on this text (same forms as --text, e.g. wikitext2:test): "
+                        "text the search never saw, so a gap against the calibration perplexity shows overfitting "
+                        "to the calibration set")
+    v.add_argument("--heldout-docs", type=int, default=16, help="texts of --heldout-text to use (default 16)")
     v.add_argument("--results", default=None, help="results store root (default $PAINTERS_RESULTS or results)")
     v.add_argument("--summary", default=None,
                    help="summary JSON to write (default reports/search_verdict_<model>.json)")
@@ -333,6 +338,7 @@ def cmd_verdict(args) -> int:
     from .plans import Plan, full_plan
     from .results import ResultsStore, atomic_write_json
     from .rewire import num_layers
+    from .scores import perplexity
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     data = load_tasks(tasks, args.data_dir, args.limit)  # checked before the model loads
@@ -367,16 +373,34 @@ def cmd_verdict(args) -> int:
     result = search.verdict(model, tok, rows, data, store, model_key=model_fingerprint(model), model_name=args.model,
                             losses=losses, dtype=dtype, batch_size=args.eval_batch_size, calibration=calib.describe())
 
+    if args.heldout_text:
+        from .scores import CalibrationLoss, load_calibration
+
+        held = load_calibration(tok, args.heldout_text, args.heldout_docs, args.max_length, args.batch_size,
+                                args.data_dir)
+        if held.fingerprint == calib.fingerprint:
+            raise UserError("--heldout-text gives the calibration set itself; name text the search did not see")
+        held_memo = _memo(CalibrationLoss(model, held, model_id=objective.model_id, progress=objective.progress),
+                          Path(args.out) / _model_name(args) / held.fingerprint)
+        print(f"held-out perplexity on {held.source} ({held.n_tokens} tokens)")
+        held_losses = dict(zip((p.text for p in plans), held_memo.many(plans)))
+        held_memo.save()
+        for r in result["rows"]:
+            loss = held_losses[Plan.parse(r["plan"]).text]
+            r.update(heldout_loss=loss, heldout_perplexity=perplexity(loss))
+        result["heldout"] = held.describe()
     print(f"calibration {calib.source}, {calib.n_tokens} tokens; benchmarks: first {args.limit} documents; primary "
           f"metric {', '.join(f'{k}={v}' for k, v in result['primary'].items())}")
     for task, why in result["flagged"].items():
         print(f"flagged {task}: {why}; left out of the normalized median")
-    print(f"{'budget':>6} {'name':>22} {'exec':>4} {'ppl':>9} " + " ".join(f"{x[:10]:>10}" for x in tasks)
-          + f" {'norm.med':>8}  plan")
+    held = "heldout" in result
+    print(f"{'budget':>6} {'name':>38} {'exec':>4} {'ppl':>8} " + (f"{'held ppl':>8} " if held else "")
+          + " ".join(f"{x[:10]:>10}" for x in tasks) + f" {'norm.med':>8}  plan")
     for r in result["rows"]:
         cells = " ".join(f"{r['scores'][x]:10.3f}" for x in tasks)
         med = "-" if r["normalized_median"] is None else f"{r['normalized_median']:.3f}"
-        print(f"{r['budget']:6g} {r['name']:>22} {r['executions']:4d} {r['calibration_perplexity']:9.2f} {cells} "
+        hp = f"{r['heldout_perplexity']:8.1f} " if held else ""
+        print(f"{r['budget']:6g} {r['name']:>38} {r['executions']:4d} {r['calibration_perplexity']:8.1f} {hp}{cells} "
               f"{med:>8}  {r['plan']}")
     summary = Path(args.summary or f"reports/search_verdict_{_model_name(args)}.json")
     atomic_write_json(summary, dict(result, model=args.model, calibration=calib.describe(), tasks=tasks,
@@ -388,25 +412,44 @@ def cmd_verdict(args) -> int:
     return 0
 
 
+def _series(name: str) -> str:
+    """The line a verdict row belongs to: the paper's equal-depth variants form one line per kind."""
+    if name.endswith("[equal depth]"):
+        kind, _, params = name.split(" [")[0].partition(":")
+        k = [p for p in params.split(",") if p.startswith("k=")]
+        return f"{kind}{' ' + k[0] if k else ''} (equal depth)"
+    return name
+
+
 def plot_verdict(result: dict, tasks: list[str], path: Path, title: str = "") -> Path:
-    """Each task's primary score against layer executions, one marker per method or baseline."""
+    """Against layer executions: calibration perplexity, held-out perplexity (when measured) and
+    each task's primary score; one line per search method or baseline."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(dict.fromkeys(r["name"] for r in result["rows"]))
-    markers = dict(zip(names, "*ovs^D<>ph+x"))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        for name in names:
-            pts = sorted((r["executions"], r["scores"][task]) for r in result["rows"] if r["name"] == name)
+    rows = result["rows"]
+    panels = [("calibration perplexity", lambda r: r["calibration_perplexity"], True)]
+    if "heldout" in result:
+        panels.append((f"held-out perplexity ({result['heldout']['source']})", lambda r: r["heldout_perplexity"], True))
+    for task in tasks:
+        flag = " - flagged" if task in result["flagged"] else ""
+        panels.append((f"{task} ({result['primary'][task]}){flag}", lambda r, t=task: r["scores"][t], False))
+    series = list(dict.fromkeys(_series(r["name"]) for r in rows))
+    markers = dict(zip(series, "*ovs^D<>ph+x"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.9 * len(panels) + 2.2, 3.7), squeeze=False)
+    for ax, (label, value, log) in zip(axes[0], panels):
+        for name in series:
+            pts = [(r["executions"], value(r)) for r in sorted(rows, key=lambda r: r["budget"])
+                   if _series(r["name"]) == name]  # in budget order: equal-depth rows share their executions
             ax.plot(*zip(*pts), marker=markers.get(name, "."), linestyle="-" if len(pts) > 1 else "", label=name,
                     alpha=0.85)
-        ax.set_title(f"{task} ({result['primary'][task]})" + (" - flagged" if task in result["flagged"] else ""),
-                     fontsize=9)
-        ax.set_xlabel("layer executions per token")
-    axes[0][0].legend(fontsize=7)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("layer executions per token", fontsize=8)
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

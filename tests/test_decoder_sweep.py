@@ -14,7 +14,7 @@ from glue_painters import variants
 from glue_painters.cli import main
 from glue_painters.errors import UserError
 from glue_painters.results import ResultsStore
-from test_decoder_fixtures import byte_tokenizer, data_dir, one_thread, make_data_dir, tiny_lm, write_jsonl  # noqa: F401
+from test_decoder_fixtures import byte_tokenizer, data_dir, one_thread, make_data_dir, tiny_lm  # noqa: F401
 
 CONFIG = {"model": "tiny-llama", "variants": ["full", "skip", "random", "looped_parallel"], "n": [0, 2],
           "seeds": 2, "k": [2], "tasks": ["arc_easy", "winogrande", "gsm8k"], "limit": {"default": 2, "gsm8k": 1},
@@ -154,7 +154,7 @@ def test_cli_run_then_summary(tmp_path, tiny_folder, capsys):
     assert "Command:" in report.read_text() and "## Raw scores" in report.read_text()
     assert main(["decoder", "summary", "--results", str(results)]) == 0
     out = capsys.readouterr().out
-    assert "| full |" in out and "items per task: hellaswag 2, arc_easy 2" in out.replace("arc_easy 2, hellaswag 2", "hellaswag 2, arc_easy 2")
+    assert "| full |" in out and "items per task:" in out and "hellaswag 2" in out and "arc_easy 2" in out
     assert main(["decoder", "summary", "--results", str(tmp_path / "empty")]) == 2
 
 

@@ -148,6 +148,14 @@ def test_calibration_sources(tmp_path):
     for bad in ("arc_easy:test", "lambada_openai:test", "hellaswag:validation", "arc_easy:validation"):
         with pytest.raises(UserError, match="train split"):
             scores.calibration_documents(bad, data_dir=tmp_path)
+    (tmp_path / "wikitext2").mkdir()
+    (tmp_path / "wikitext2" / "test.txt").write_text(" \n = Title = \n \n First paragraph . \n \n Second one . \n")
+    docs, name = scores.calibration_documents("wikitext2:test", data_dir=tmp_path)
+    assert docs == ["First paragraph .", "Second one ."] and name == "wikitext2:test"
+    with pytest.raises(UserError, match="not found"):
+        scores.calibration_documents("wikitext2:train", data_dir=tmp_path)
+    (tmp_path / "wikitext2" / "train.txt").write_text(" Only train . \n")
+    assert scores.calibration_documents(None, data_dir=tmp_path) == (["Only train ."], f"wikitext2:train ({tmp_path / 'wikitext2' / 'train.txt'})")
     with pytest.raises(UserError):
         scores.tokenize_calibration(Tok(), [], source="x")
 

@@ -295,3 +295,25 @@ def test_drop_weights_steer_the_repair():
     w = search.drop_weights_from([8.0, 0.1, 0.2, 0.3, -0.05, 0.25, 1.0, 2.0])
     assert w[4] == max(w) and w[0] == min(w) and 0 < w[0] < 1e-6
     assert sorted(range(T), key=lambda i: -w[i])[:3] == [4, 1, 2]
+
+
+def test_verdict_with_the_decoder_engine_matches_evaluate_plans(tmp_path):
+    """The default path: the decoder engine on a tiny model and hand-made benchmark files; the
+    stored scores are ``evaluate_plans``' scores, and the report's reader finds the records."""
+    from decoder_eval.evaluate import evaluate_plans, load_tasks
+    from decoder_eval.sweep import TRACK
+    from test_decoder_fixtures import byte_tokenizer, make_data_dir, tiny_lm
+
+    from glue_painters.results import ResultsStore
+
+    model, tok = tiny_lm("llama"), byte_tokenizer()
+    data = load_tasks(["lambada_openai", "arc_easy"], make_data_dir(tmp_path / "data"))
+    rows = [{"budget": 8.0, "name": "full", "plan": "0-7"}, {"budget": 6.0, "name": "greedy", "plan": "0-2,4,5,7"},
+            {"budget": 6.0, "name": "skip_centred", "plan": "0,1,4-7"}]
+    store = ResultsStore(tmp_path / "results")
+    got = search.verdict(model, tok, rows, data, store, model_key="tiny", model_name="tiny", losses={}, batch_size=4)
+    want = evaluate_plans(model, tok, [r["plan"] for r in rows], data, batch_size=4)
+    for row in got["rows"]:
+        for task in data:
+            assert row["scores"][task] == want[Plan.parse(row["plan"]).text][task].metrics[got["primary"][task]]
+    assert len(list(store.records(TRACK))) == 6
