@@ -22,7 +22,8 @@ entry's own slot. Nothing on the HF modules is changed; all rewiring state lives
 ``RewiredLayers`` list (our own module), so removing it restores the model exactly.
 
 Per-architecture knowledge is the ``ARCHITECTURES`` table: where the list lives under the base
-model, and which keyword (if any) carries the cache into a layer.
+model, which keyword (if any) carries the cache into a layer, and whether a parallel group's
+members may run as one batched (vmapped) computation (``parallel="batched"``, see batched.py).
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from .batched import BatchedGroup
 from .errors import UserError
 from .plans import Layer, Parallel, Plan
+
+PARALLEL_MODES = ("loop", "batched")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class Arch:
     cache_kwarg: str | None = "past_key_values"
     # config fields that hold one value per layer and must follow the plan
     per_layer_fields: tuple[str, ...] = ("layer_types",)
+    # parallel="batched" may vmap the layer's forward over stacked member parameters (tested
+    # equal to the loop on the tiny model in tests/test_rewire_batched.py); False: always the loop
+    batchable: bool = True
 
 
 # model_type -> Arch. A new architecture is one row; see ``arch_of`` for the error that says so.
@@ -57,9 +64,10 @@ ARCHITECTURES: dict[str, Arch] = {
     "mistral": Arch("layers"),
     "qwen2": Arch("layers"),
     "gemma3_text": Arch("layers"),
-    "gemma2": Arch("layers"),
-    "olmo2": Arch("layers"),
-    "phi3": Arch("layers"),
+    # no tiny model of these in tests/tiny.py, so batched is not claimed for them
+    "gemma2": Arch("layers", batchable=False),
+    "olmo2": Arch("layers", batchable=False),
+    "phi3": Arch("layers", batchable=False),
     "gpt_neox": Arch("layers", cache_kwarg="layer_past"),
     "bert": Arch("encoder.layer", cache_kwarg=None),
     "roberta": Arch("encoder.layer", cache_kwarg=None),
@@ -164,28 +172,39 @@ class PlanStep(nn.Module):
 
 
 class _GroupBuffer:
-    """What the members of one parallel group share during a forward: its input and outputs."""
+    """What the members of one parallel group share during a forward: its input and outputs, and
+    (with ``parallel="batched"``) the runner that computes the members together."""
 
-    def __init__(self):
+    def __init__(self, runner: BatchedGroup | None = None):
         self.input = None
         self.outputs: list = []
+        self.runner = runner
 
 
 class ParallelMember(PlanStep):
     """A member of a parallel group. Every member runs on the group's input; members pass that
     input on unchanged, and the last one returns the mean of all members' outputs."""
 
-    def __init__(self, layer, layer_index, slot, cache_kwarg, buffer: _GroupBuffer, first: bool, last: bool):
+    def __init__(self, layer, layer_index, slot, cache_kwarg, buffer: _GroupBuffer, first: bool, last: bool,
+                 position: int = 0):
         super().__init__(layer, layer_index, slot, cache_kwarg)
-        self.first, self.last = first, last
+        self.first, self.last, self.position = first, last, position
         self._buffer = buffer  # plain object, not a module: shared by the group's members
 
     def forward(self, hidden_states, *args, **kwargs):
         buf = self._buffer
         if self.first:
             buf.input, buf.outputs = hidden_states, []
-        out = self._call(buf.input, args, kwargs)
-        buf.outputs.append(_hidden(out))
+            if buf.runner is not None:
+                buf.runner.reset()
+        hidden = buf.runner.output(self.position, buf.input, args, kwargs) if buf.runner is not None else None
+        if hidden is None:
+            out = self._call(buf.input, args, kwargs)
+            hidden = _hidden(out)
+        else:  # computed with its batch class; give it the layer's own output form
+            n = buf.runner.classes[self.position].tuple_len
+            out = (hidden,) + (None,) * (n - 1) if n else hidden
+        buf.outputs.append(hidden)
         if not self.last:
             return _with_hidden(out, buf.input)
         mean = torch.stack(buf.outputs, dim=0).mean(dim=0)
@@ -200,24 +219,35 @@ class RewiredLayers(nn.ModuleList):
     """The layer list a plan runs. Keeps what ``remove_plan`` needs to restore the model."""
 
     def __init__(self, entries=None, plan: Plan | None = None, original: nn.ModuleList | None = None,
-                 saved_config: dict | None = None):
+                 saved_config: dict | None = None, parallel: str = "loop"):
         # (defaults because ModuleList slicing, ``layers[:n]``, rebuilds the class from entries alone)
         super().__init__(entries)
         # not registered as submodules: the original list's layers are already the entries' layers
         object.__setattr__(self, "plan", plan)
         object.__setattr__(self, "original", original)
         object.__setattr__(self, "saved_config", saved_config)
+        object.__setattr__(self, "parallel", parallel)
 
 
-def _entries(plan: Plan, layers: nn.ModuleList, cache_kwarg) -> list[PlanStep]:
+def _entries(plan: Plan, layers: nn.ModuleList, cache_kwarg, batched: bool = False,
+             layer_types=None) -> list[PlanStep]:
+    """One entry per executed layer. With ``batched``, each parallel group gets a BatchedGroup
+    runner whose classes are the members of equal layer type (``config.layer_types``: members of
+    different types get different masks and rotary tables, so they cannot share one call)."""
     entries: list[PlanStep] = []
     for unit in plan.units():
         if isinstance(unit, Layer):
             entries.append(PlanStep(layers[unit.index], unit.index, len(entries), cache_kwarg))
             continue
-        buf, m = _GroupBuffer(), len(unit.members)
+        m, start = len(unit.members), len(entries)
+        runner = None
+        if batched:
+            kinds = [layer_types[i] if layer_types is not None else None for i in unit.members]
+            runner = BatchedGroup([(j, layers[i], start + j, kinds[j]) for j, i in enumerate(unit.members)],
+                                  cache_kwarg)
+        buf = _GroupBuffer(runner)
         for j, i in enumerate(unit.members):
-            entries.append(ParallelMember(layers[i], i, len(entries), cache_kwarg, buf, j == 0, j == m - 1))
+            entries.append(ParallelMember(layers[i], i, len(entries), cache_kwarg, buf, j == 0, j == m - 1, j))
     return entries
 
 
@@ -237,8 +267,19 @@ def num_layers(model: nn.Module) -> int:
     return len(original_layers(model))
 
 
-def apply_plan(model: nn.Module, plan: Plan | str) -> nn.Module:
+def parallel_mode(model: nn.Module) -> str | None:
+    """How the plan that is on runs its parallel groups: "loop", "batched" or None (no plan on)."""
+    layers = _get_list(model)
+    return layers.parallel if isinstance(layers, RewiredLayers) else None
+
+
+def apply_plan(model: nn.Module, plan: Plan | str, parallel: str = "loop") -> nn.Module:
     """Rewire ``model`` in place to run ``plan`` (a Plan or its text). Returns the model.
+
+    ``parallel`` says how a parallel group's members run: "loop" (one after another, the
+    reference) or "batched" (one vmapped call over stacked parameters, batched.py; needs the
+    architecture's ``batchable`` row, else the loop runs and ``parallel_mode`` says "loop"). The
+    batched mode holds a copy of the groups' parameters while the plan is on.
 
     Replaces a plan already on. ``config.num_hidden_layers`` and per-layer config lists (e.g.
     ``layer_types``) follow the plan while it is on, so caches the model creates have one slot
@@ -248,6 +289,8 @@ def apply_plan(model: nn.Module, plan: Plan | str) -> nn.Module:
     after it is removed), not while it is on.
     """
     arch = arch_of(model)
+    if parallel not in PARALLEL_MODES:
+        raise RewireError(f"parallel must be one of {', '.join(PARALLEL_MODES)}, got '{parallel}'")
     if isinstance(plan, str):
         plan = Plan.parse(plan)
     remove_plan(model)
@@ -257,7 +300,8 @@ def apply_plan(model: nn.Module, plan: Plan | str) -> nn.Module:
     if getattr(config, "is_heterogeneous", False):
         raise RewireError("models with a heterogeneous per_layer_config are not supported yet")
     saved = {"num_hidden_layers": config.num_hidden_layers}
-    entries = _entries(plan, original, arch.cache_kwarg)
+    batched = parallel == "batched" and arch.batchable and not plan.is_sequential
+    entries = _entries(plan, original, arch.cache_kwarg, batched, getattr(config, "layer_types", None))
     for field in arch.per_layer_fields:
         values = getattr(config, field, None)
         if values is not None:
@@ -265,7 +309,7 @@ def apply_plan(model: nn.Module, plan: Plan | str) -> nn.Module:
             setattr(config, field, [values[e.layer_index] for e in entries])
     config.num_hidden_layers = len(entries)
     owner, name = _layer_list_owner(model)
-    setattr(owner, name, RewiredLayers(entries, plan, original, saved))
+    setattr(owner, name, RewiredLayers(entries, plan, original, saved, "batched" if batched else "loop"))
     return model
 
 
@@ -282,16 +326,16 @@ def remove_plan(model: nn.Module) -> nn.Module:
 
 
 @contextlib.contextmanager
-def rewired(model: nn.Module, plan: Plan | str):
+def rewired(model: nn.Module, plan: Plan | str, parallel: str = "loop"):
     """``with rewired(model, plan): ...`` runs the plan inside and restores whatever was on before."""
-    before = current_plan(model)
-    apply_plan(model, plan)
+    before, before_mode = current_plan(model), parallel_mode(model)
+    apply_plan(model, plan, parallel)
     try:
         yield model
     finally:
         remove_plan(model)
         if before is not None:
-            apply_plan(model, before)
+            apply_plan(model, before, before_mode)
 
 
 def materialize(model: nn.Module, plan: Plan | str) -> nn.Module:

@@ -1,0 +1,183 @@
+"""parallel="batched" (one vmapped call per parallel group) equals the loop, on every tiny model."""
+
+import warnings
+
+import pytest
+import torch
+
+from glue_painters import batched, variants
+from glue_painters.plans import Plan
+from glue_painters.rewire import ARCHITECTURES, RewireError, apply_plan, parallel_mode, remove_plan, rewired
+from tiny import ALL, DECODERS, LAYERS, make
+
+T = LAYERS
+PLANS = {
+    "parallel": variants.parallel(T, 2),
+    "looped_parallel": variants.looped_parallel(T, 1, 3),
+    "mixed": Plan.parse("0,2x2,[3,6]x2,5,4,7"),
+}
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, 90, (2, 9), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, -3:] = 0
+    return ids, mask
+
+
+def _out(model, ids, mask):
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, use_cache=False)
+    return out.logits if hasattr(out, "logits") else out.last_hidden_state
+
+
+def _no_fallback(model):
+    """Every batch class of every group ran vmapped (none fell back to the loop)."""
+    groups = {id(e._buffer.runner): e._buffer.runner for e in model.base_model.layers
+              if getattr(getattr(e, "_buffer", None), "runner", None)} if hasattr(model.base_model, "layers") \
+        else {id(e._buffer.runner): e._buffer.runner for e in model.base_model.encoder.layer
+              if getattr(getattr(e, "_buffer", None), "runner", None)}
+    assert groups, "no batched group"
+    broken = {c.broken for g in groups.values() for c in g.classes.values()
+              if c.broken and c.broken != "a class of one member runs as is"}
+    assert not broken, broken
+
+
+@pytest.mark.parametrize("arch", sorted(ALL))
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_batched_equals_loop_fp32(arch, name):
+    model = make(arch)
+    ids, mask = _inputs()
+    plan = PLANS[name]
+    with rewired(model, plan):
+        loop = _out(model, ids, mask)
+    with rewired(model, plan, parallel="batched"):
+        assert parallel_mode(model) == "batched"
+        got = _out(model, ids, mask)
+        _no_fallback(model)
+    torch.testing.assert_close(got, loop, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", sorted(DECODERS))
+@pytest.mark.parametrize("name", ["parallel", "looped_parallel"])
+def test_batched_generation_with_cache_equals_without(arch, name):
+    model = make(arch)
+    ids, _ = _inputs()
+    kw = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
+    with rewired(model, PLANS[name]):
+        loop = model.generate(ids[:1], use_cache=False, **kw)
+    with rewired(model, PLANS[name], parallel="batched"):
+        cached = model.generate(ids[:1], use_cache=True, **kw)
+        uncached = model.generate(ids[:1], use_cache=False, **kw)
+        _no_fallback(model)
+    assert torch.equal(cached, uncached), arch
+    assert torch.equal(cached, loop), arch
+
+
+def test_batched_cache_holds_each_members_own_states():
+    """After a prefill, every member's slot holds that member's keys (not a neighbour's)."""
+    model = make("llama")
+    ids, _ = _inputs()
+    plan = PLANS["parallel"]
+    caches = {}
+    for mode in ("loop", "batched"):
+        with rewired(model, plan, parallel=mode), torch.no_grad():
+            caches[mode] = model(input_ids=ids[:1], use_cache=True).past_key_values
+    for a, b in zip(caches["loop"].layers, caches["batched"].layers):
+        torch.testing.assert_close(a.keys, b.keys, rtol=0, atol=1e-6)
+        torch.testing.assert_close(a.values, b.values, rtol=0, atol=1e-6)
+    keys = [l.keys for l in caches["batched"].layers]
+    assert not torch.equal(keys[3], keys[4])
+
+
+def test_batched_bf16_is_close_to_loop():
+    model = make("llama").to(torch.bfloat16)
+    ids, mask = _inputs()
+    plan = PLANS["looped_parallel"]
+    with rewired(model, plan):
+        loop = _out(model, ids, mask).float()
+    with rewired(model, plan, parallel="batched"):
+        got = _out(model, ids, mask).float()
+    # bf16 has 8 bits of mantissa: batched matmuls may round differently from single ones
+    torch.testing.assert_close(got, loop, rtol=2e-2, atol=2e-2)
+
+
+def test_static_cache_generation():
+    model = make("llama")
+    ids, _ = _inputs()
+    kw = dict(max_new_tokens=6, do_sample=False, pad_token_id=0)
+    with rewired(model, PLANS["looped_parallel"]):
+        ref = model.generate(ids[:1], use_cache=False, **kw)
+    with rewired(model, PLANS["looped_parallel"], parallel="batched"):
+        got = model.generate(ids[:1], cache_implementation="static", **kw)
+        _no_fallback(model)
+    assert torch.equal(got, ref)
+
+
+def test_hidden_state_recording_runs_the_loop_for_that_call():
+    """transformers records layer outputs by hooks, which must see per-member tensors: such a call
+    runs the loop (and gives the loop's hidden states); later calls are batched again."""
+    model = make("llama")
+    ids, mask = _inputs()
+    plan = PLANS["parallel"]
+    with rewired(model, plan), torch.no_grad():
+        ref = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    with rewired(model, plan, parallel="batched"), torch.no_grad():
+        got = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        _no_fallback(model)
+    assert len(got) == len(ref) and all(torch.equal(a, b) for a, b in zip(got, ref))
+
+
+def test_training_gradients_reach_member_parameters():
+    model = make("bert")
+    model.train()
+    ids, mask = _inputs()
+    plan = PLANS["parallel"]
+    grads = {}
+    for mode in ("loop", "batched"):
+        model.zero_grad()
+        with rewired(model, plan, parallel=mode):
+            for m in model.modules():  # dropout would draw different masks in the two modes
+                if isinstance(m, torch.nn.Dropout):
+                    m.p = 0.0
+            model(input_ids=ids, attention_mask=mask).last_hidden_state.sum().backward()
+        grads[mode] = [p.grad.clone() for p in model.encoder.layer[4].parameters()]
+    for a, b in zip(grads["loop"], grads["batched"]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_unbatchable_row_and_bad_mode():
+    model = make("llama")
+    with pytest.raises(RewireError, match="parallel must be one of"):
+        apply_plan(model, PLANS["parallel"], parallel="vmap")
+    row = ARCHITECTURES["llama"]
+    try:
+        ARCHITECTURES["llama"] = type(row)(row.layers, row.cache_kwarg, row.per_layer_fields, batchable=False)
+        apply_plan(model, PLANS["parallel"], parallel="batched")
+        assert parallel_mode(model) == "loop"
+    finally:
+        ARCHITECTURES["llama"] = row
+        remove_plan(model)
+    assert parallel_mode(model) is None
+    apply_plan(model, variants.skip(T, 2), parallel="batched")  # no group: nothing to batch
+    assert parallel_mode(model) == "loop"
+
+
+def test_vmap_failure_falls_back_to_the_loop(monkeypatch):
+    model = make("qwen2")
+    ids, mask = _inputs()
+    plan = PLANS["parallel"]
+    with rewired(model, plan):
+        ref = _out(model, ids, mask)
+
+    def boom(*a, **k):
+        raise RuntimeError("no batching rule")
+
+    monkeypatch.setattr(batched.torch, "vmap", lambda *a, **k: boom)
+    with rewired(model, plan, parallel="batched"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = _out(model, ids, mask)
+        assert any("fall back to the loop" in str(w.message) for w in caught)
+    assert torch.equal(got, ref)
