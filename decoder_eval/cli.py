@@ -17,7 +17,7 @@ from glue_painters.results import ResultsStore, atomic_write_text
 
 from .data import DATA_ENV
 from .summary import group_records, render, summarize
-from .sweep import CONFIG_KEYS, TRACK, load_config, parse_config, run_sweep
+from .sweep import CONFIG_KEYS, TRACK, load_config, parse_config, process_state, run_sweep
 from .tasks import TASKS
 
 
@@ -60,6 +60,8 @@ def _run(args) -> int:
     cfg = parse_config(raw, cfg.source)
     outcome = run_sweep(cfg, results_dir=args.results, data_dir=args.data_dir, log_samples=args.log_samples,
                         device=args.device, dtype=args.dtype, batch_size=args.batch_size, progress=not args.quiet)
+    if not process_state().is_main_process:
+        return 0  # under accelerate launch the main process alone prints the summary and the report
     summary = summarize(outcome.records, outcome.tasks)
     table = render(summary)
     print(f"\n{len(outcome.specs)} plans x {len(outcome.tasks)} tasks: {outcome.written} records written, "
@@ -109,7 +111,13 @@ def add_subparsers(sub) -> None:
     run = actions.add_parser(
         "run", help="run (or resume) a sweep from a YAML config and print its summary table",
         description=f"Run or resume a sweep. Finished records are skipped, so re-running the same "
-                    f"command after a crash or Ctrl-C continues where it stopped.\n\nConfig keys:\n{keys}",
+                    f"command after a crash or Ctrl-C continues where it stopped.\n\n"
+                    f"Several processes (GPUs, nodes): `accelerate launch --num_processes N -m glue_painters.cli "
+                    f"decoder run CONFIG ...` (add --multi_gpu with one GPU or none), or `torchrun "
+                    f"--nproc_per_node N -m glue_painters.cli decoder run ...`. Each process loads the model, "
+                    f"takes a share of the pending plans (plans that share their first layers stay together) "
+                    f"and writes its own records; the main process prints the summary when all are done.\n\n"
+                    f"Config keys:\n{keys}",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("config", help="sweep config (YAML), e.g. configs/decoder/smollm2_quick.yaml")
     run.add_argument("--limit", action="append", metavar="N|TASK=N",

@@ -12,6 +12,11 @@ after its task's pass, a sweep killed anywhere resumes with no record lost or du
 ``log_samples`` the per-item outputs go to a JSON Lines file next to the record, written
 (atomically) before the record itself, so a record always has its samples.
 
+Under ``accelerate launch`` or torchrun every process reads the store, waits for the others, then
+evaluates its own share of the pending (plan, task) pairs (``share_work`` over ``prefix_groups``,
+the same split computed independently by every process) and writes those records alone; after a
+last wait each returns the whole sweep. One process alone makes no process group.
+
 LoRA healing (``decoder_eval/heal.py``, later) evaluates its own model per plan with
 ``evaluate.evaluate_plan(s)`` and stores each result with ``save_result(..., healed=True,
 heal={...its settings...})``; the summary then shows healed and frozen results as separate tables.
@@ -19,12 +24,14 @@ heal={...its settings...})``; the summary then shows healed and frozen results a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
 import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -308,11 +315,15 @@ class SweepOutcome:
     tasks: list[str]
 
 
-def _pick_device(device: str | None) -> str:
+def _pick_device(device: str | None, state=None) -> str:
+    """auto -> cuda if there is a GPU. With several processes, plain cuda -> the process's own GPU
+    (local rank modulo the GPU count, so more processes than GPUs share them)."""
     import torch
 
     if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and state is not None and state.num_processes > 1:
+        return f"cuda:{state.local_process_index % torch.cuda.device_count()}"
     return device
 
 
@@ -329,23 +340,52 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples:
               model=None, tokenizer=None, progress: bool = True,
               on_record: Callable[[dict], None] | None = None) -> SweepOutcome:
     """Run (or resume) a sweep; returns every record of it. ``model``/``tokenizer`` skip loading
-    (tests); ``on_record`` is called after each record is written."""
-    import torch
-    from tqdm.auto import tqdm
+    (tests); ``on_record`` is called after each record this process writes.
 
+    Under ``accelerate launch``/torchrun every process runs this: each evaluates its share of the
+    pending (plan, task) pairs (``share_work``) and writes their records; all return every record."""
     start = time.perf_counter()
     data: Mapping[str, TaskData] = load_tasks(cfg.tasks, data_dir, cfg.limit)  # bad data fails here
-    device = _pick_device(device or cfg.device)
+    state = process_state()
+    device = _pick_device(device or cfg.device, state)
     dtype = _pick_dtype(dtype or cfg.dtype, device)
     if model is None:
         from glue_painters.models import load_model
 
-        model, tokenizer = load_model(cfg.model, dtype=dtype, device=device)
+        with state.main_process_first():  # the first load may write a converted copy to the cache
+            model, tokenizer = load_model(cfg.model, dtype=dtype, device=device)
     else:
         dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     specs = expand(cfg, num_layers(model))  # bad N/k/i fail here, before any record
     fingerprint = model_fingerprint(model)
     store = ResultsStore(results_dir)
+    todo, found = _pending(store, fingerprint, specs, data, dtype)
+    pending_count = sum(len(v) for v in todo.values())
+    state.wait_for_everyone()  # every process has seen the same store before anyone writes to it
+    evaluator = Evaluator(model, tokenizer, batch_size or cfg.batch_size)
+    if state.num_processes > 1:
+        todo = _my_share(todo, data, evaluator, state)
+    config_record = {"source": cfg.source, **cfg.raw, "device": device, "dtype": dtype,
+                     "batch_size": batch_size or cfg.batch_size, "data_dir": str(data_dir) if data_dir else None}
+    extra = {"device": device} | ({"process": state.process_index} if state.num_processes > 1 else {})
+    write = _writer(store, cfg, config_record, extra, found, on_record)
+    _evaluate(evaluator, data, todo, write, cfg, log_samples, progress and state.is_main_process, device)
+    state.wait_for_everyone()  # the other processes' records are all in the store now
+    ordered = []
+    for name in data:
+        for s in specs:
+            key = key_fields(fingerprint, s, name, data[name].subset, dtype)
+            ordered.append(found.get(record_key(key)) or store.get(TRACK, key))
+    missing = sum(r is None for r in ordered)
+    if missing:  # pragma: no cover - a process died without its launcher stopping the others
+        raise UserError(f"{missing} records of the sweep are missing from {store.root}; run it again to resume")
+    return SweepOutcome(ordered, pending_count, len(ordered) - pending_count, time.perf_counter() - start,
+                        specs, list(data))
+
+
+def _pending(store: ResultsStore, fingerprint: str, specs: list[PlanSpec], data: Mapping[str, TaskData],
+             dtype: str) -> tuple[dict[str, list[tuple[PlanSpec, dict]]], dict[str, dict]]:
+    """Split the sweep's (spec, task) pairs into those to run, per task, and the records found."""
     todo: dict[str, list[tuple[PlanSpec, dict]]] = {}
     found: dict[str, dict] = {}
     for name, task_data in data.items():
@@ -356,12 +396,29 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples:
                 todo.setdefault(name, []).append((spec, key))
             else:
                 found[record_key(key)] = rec
-    evaluator = Evaluator(model, tokenizer, batch_size or cfg.batch_size)
+    return todo, found
+
+
+def _writer(store, cfg, config_record, extra, found, on_record) -> Callable[[PlanSpec, dict, TaskResult], None]:
+    """What to do with one finished (spec, task) result: write its record, remember it, report it."""
+
+    def write(spec: PlanSpec, key: dict, result: TaskResult) -> None:
+        save_result(store, key, spec, result, model_name=cfg.model, config=config_record, extra=extra)
+        rec = store.get(TRACK, key)
+        found[record_key(key)] = rec
+        if on_record is not None:
+            on_record(rec)
+
+    return write
+
+
+def _evaluate(evaluator: Evaluator, data, todo, write, cfg, log_samples: bool, progress: bool, device: str) -> None:
+    """Evaluate every pending plan, one pass per task (plans with equal text share one result)."""
+    import torch
+    from tqdm.auto import tqdm
+
     total = sum(evaluator.work_units(data[name], len({s.plan.text for s, _ in pending}))
                 for name, pending in todo.items())
-    written = 0
-    config_record = {"source": cfg.source, **cfg.raw, "device": device, "dtype": dtype,
-                     "batch_size": batch_size or cfg.batch_size, "data_dir": str(data_dir) if data_dir else None}
     with tqdm(total=total, desc="decoder sweep", unit="batch", disable=not progress or total == 0,
               dynamic_ncols=True) as bar:
         evaluator.progress = bar.update
@@ -372,20 +429,88 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples:
                 by_plan.setdefault(spec.plan.text, []).append((spec, key))
 
             def store_plan(text: str, result: TaskResult, by_plan=by_plan) -> None:
-                nonlocal written
                 for spec, key in by_plan[text]:
-                    save_result(store, key, spec, result, model_name=cfg.model, config=config_record,
-                                extra={"device": device})
-                    written += 1
-                    rec = store.get(TRACK, key)
-                    found[record_key(key)] = rec
-                    if on_record is not None:
-                        on_record(rec)
+                    write(spec, key, result)
 
             evaluator.run(data[name], [s.plan for s, _ in pending], log_samples, cfg.primary_metric.get(name),
                           on_result=store_plan)
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
-    ordered = [found[record_key(key_fields(fingerprint, s, name, data[name].subset, dtype))]
-               for name in data for s in specs]
-    return SweepOutcome(ordered, written, len(ordered) - written, time.perf_counter() - start, specs, list(data))
+
+
+# ---- several processes ------------------------------------------------------------------------------
+_WORLD_SIZE_VARS = ["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"]
+
+
+class _Alone:
+    """The process state of a plain run: no process group is made, so it behaves as before."""
+
+    process_index, local_process_index, num_processes, is_main_process = 0, 0, 1, True
+
+    def wait_for_everyone(self) -> None:
+        pass
+
+    def main_process_first(self):
+        return contextlib.nullcontext()
+
+
+def process_state():
+    """``accelerate.PartialState`` when launched as several processes (``accelerate launch``,
+    torchrun, mpirun), else ``_Alone``. The processes only wait for each other (they exchange no
+    tensors), so the group is always gloo (or MPI), whatever device the model is on: it needs no
+    GPU of its own, and several processes may share one GPU. The timeout is long because they wait
+    for the slowest one's share at the end; if one process fails, the launcher stops the others."""
+    from accelerate.utils import get_int_from_env
+
+    if get_int_from_env(_WORLD_SIZE_VARS, 1) <= 1:
+        return _Alone()
+    from accelerate import PartialState
+
+    return PartialState(cpu=True, timeout=timedelta(days=7))
+
+
+def share_work(costs: Mapping[Any, float], num_processes: int) -> list[list]:
+    """Deal work groups out to processes: largest first, each to the least loaded process (ties:
+    the lower rank). Deterministic from ``costs`` alone, so every process computes the same
+    split without talking to the others; every group lands on exactly one process."""
+    shares: list[list] = [[] for _ in range(num_processes)]
+    loads = [0.0] * num_processes
+    for key in sorted(costs, key=lambda k: (-costs[k], repr(k))):
+        rank = min(range(num_processes), key=lambda r: (loads[r], r))
+        shares[rank].append(key)
+        loads[rank] += costs[key]
+    return shares
+
+
+def prefix_groups(plans: list[Plan]) -> dict[str, tuple]:
+    """Each plan's group: the longest run of first steps it shares with another plan of the list
+    (the part ``prefix.PlanTrie`` computes once for all plans below it), or its own text when it
+    shares none. Plans of one group stay on one process so that sharing is kept."""
+    units = {p.text: tuple(repr(u) for u in p.units()) for p in plans}
+    ordered = sorted(units.items(), key=lambda kv: kv[1])  # a plan's longest shared prefix is with a neighbour
+    common = {text: 0 for text in units}
+    for (a, ua), (b, ub) in zip(ordered, ordered[1:]):
+        n = next((i for i, (x, y) in enumerate(zip(ua, ub)) if x != y), min(len(ua), len(ub)))
+        common[a], common[b] = max(common[a], n), max(common[b], n)
+    return {text: units[text][:common[text]] if common[text] else (text,) for text in units}
+
+
+def _my_share(todo: dict[str, list[tuple[PlanSpec, dict]]], data, evaluator: Evaluator, state) -> dict:
+    """This process's part of ``todo``: (task, prefix group) units dealt out by estimated cost
+    (batches x executed steps, a shared prefix counted once). Generation shares no prefix, so
+    there every plan is its own unit."""
+    costs: dict[tuple, float] = {}
+    group_of: dict[tuple[str, str], tuple] = {}
+    for name, pending in todo.items():
+        plans = list({s.plan.text: s.plan for s, _ in pending}.values())
+        generate = data[name].task.kind == "generate_until"
+        groups = {p.text: (p.text,) for p in plans} if generate else prefix_groups(plans)
+        batches = evaluator.work_units(data[name], 1)
+        for p in plans:
+            unit = (name, groups[p.text])
+            head = 0 if generate or unit not in costs else len(groups[p.text])
+            costs[unit] = costs.get(unit, 0) + batches * (len(list(p.units())) - head)
+            group_of[(name, p.text)] = unit
+    mine = set(share_work(costs, state.num_processes)[state.process_index])
+    return {name: kept for name, pending in todo.items()
+            if (kept := [(s, k) for s, k in pending if group_of[(name, s.plan.text)] in mine])}
