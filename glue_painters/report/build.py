@@ -16,6 +16,7 @@ from ..results import atomic_write_text
 from .data import Group, Similarity, load_groups, load_similarities
 from .figures import Figure, NotDrawn, draw_group, draw_similarity
 from .findings import Finding, all_findings
+from .frontier import draw_frontier, frontier, load_latencies, pairs
 from .html import render_html, render_markdown
 
 FIGURE_DIR = "report_figures"
@@ -36,7 +37,9 @@ class ReportOutput:
 def build_report(results, out, *, track: str = "all", models: list[str] | None = None,
                  tasks: list[str] | None = None, similarity_dir=None, command: str = "painters report",
                  wandb: bool = False, wandb_dir=None, wandb_project: str = "glue-painters",
-                 wandb_summary_only: bool = False) -> ReportOutput:
+                 wandb_summary_only: bool = False, latency: list | None = None) -> ReportOutput:
+    """``latency``: benchmarks/latency.py JSON files for the accuracy-vs-latency plots (default:
+    every ``latency_*.json`` in ``out``)."""
     results, out = Path(results), Path(out)
     groups = load_groups(results, track, models, tasks)
     sims = load_similarities(Path(similarity_dir) if similarity_dir else out, models)
@@ -61,6 +64,9 @@ def build_report(results, out, *, track: str = "all", models: list[str] | None =
         f, m = draw_group(g)
         figures += f
         missing += m
+    figures_frontier, missing_frontier = _frontiers(groups, out, latency)
+    figures += figures_frontier
+    missing += missing_frontier
     findings = all_findings(groups, sims)
     n_records = sum(len(g.records) for g in groups)
     sources = {"summary": f"{n_records} records in {results} ({', '.join(g.title for g in groups) or 'no records'})"
@@ -91,3 +97,19 @@ def build_report(results, out, *, track: str = "all", models: list[str] | None =
             config={"results": str(results), "track": track, "models": models, "tasks": tasks,
                     "groups": [g.title for g in groups]})
     return output
+
+
+def _frontiers(groups, out: Path, latency: list | None):
+    """Accuracy-vs-latency plots of the decoder groups with a latency report to join."""
+    figures, missing = [], []
+    joined = pairs(groups, load_latencies(out, latency))
+    for g in groups:
+        if g.track == "decoder" and not any(j[0] is g for j in joined):
+            missing.append(("frontier", g.title, f"no latency_{g.model}_*.json in {out} "
+                                                 f"(python benchmarks/latency.py --model {g.model}; or --latency FILE)"))
+    for g, lat in joined:
+        try:
+            figures.append(draw_frontier(frontier(g, lat)))
+        except NotDrawn as e:
+            missing.append(("frontier", g.title, str(e)))
+    return figures, missing

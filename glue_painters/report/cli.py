@@ -38,7 +38,7 @@ def _report(args) -> int:
     out = build_report(results, args.out, track=args.track, models=_names(args.model), tasks=tasks,
                        similarity_dir=args.similarity, command=command, wandb=args.wandb,
                        wandb_dir=args.wandb_dir, wandb_project=args.wandb_project,
-                       wandb_summary_only=args.wandb_summary_only)
+                       wandb_summary_only=args.wandb_summary_only, latency=args.latency)
     print(f"report: {out.html_path} and {out.markdown_path}; {len(out.figures)} figures, "
           f"{len(out.missing)} not drawn, {len(out.groups)} tables")
     for fid, who, why in out.missing:
@@ -68,6 +68,9 @@ def add_subparsers(sub) -> None:
     p.add_argument("--tasks", action="append", metavar="TASK", help="only these benchmarks / GLUE tasks")
     p.add_argument("--similarity", metavar="DIR",
                    help="folder of similarity_*.json (default: the output folder)")
+    p.add_argument("--latency", action="append", metavar="FILE",
+                   help="a benchmarks/latency.py JSON for the accuracy-vs-latency plot (repeatable; default: "
+                        "every latency_*.json in the output folder)")
     p.add_argument("--wandb", action="store_true",
                    help="also log figures and tables to a W&B summary run, and one run per plan and seed "
                         "(offline unless WANDB_MODE is set)")
