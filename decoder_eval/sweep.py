@@ -24,14 +24,12 @@ heal={...its settings...})``; the summary then shows healed and frozen results a
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import platform
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -40,7 +38,7 @@ import yaml
 from glue_painters import __version__ as painters_version
 from glue_painters.errors import UserError
 from glue_painters.plans import Plan
-from glue_painters.results import ResultsStore, atomic_write_text, record_key
+from glue_painters.results import ResultsStore, atomic_write_text, process_state, record_key, share_work
 from glue_painters.rewire import num_layers
 from glue_painters.variants import VARIANTS, build, n_range
 
@@ -439,49 +437,6 @@ def _evaluate(evaluator: Evaluator, data, todo, write, cfg, log_samples: bool, p
 
 
 # ---- several processes ------------------------------------------------------------------------------
-_WORLD_SIZE_VARS = ["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"]
-
-
-class _Alone:
-    """The process state of a plain run: no process group is made, so it behaves as before."""
-
-    process_index, local_process_index, num_processes, is_main_process = 0, 0, 1, True
-
-    def wait_for_everyone(self) -> None:
-        pass
-
-    def main_process_first(self):
-        return contextlib.nullcontext()
-
-
-def process_state():
-    """``accelerate.PartialState`` when launched as several processes (``accelerate launch``,
-    torchrun, mpirun), else ``_Alone``. The processes only wait for each other (they exchange no
-    tensors), so the group is always gloo (or MPI), whatever device the model is on: it needs no
-    GPU of its own, and several processes may share one GPU. The timeout is long because they wait
-    for the slowest one's share at the end; if one process fails, the launcher stops the others."""
-    from accelerate.utils import get_int_from_env
-
-    if get_int_from_env(_WORLD_SIZE_VARS, 1) <= 1:
-        return _Alone()
-    from accelerate import PartialState
-
-    return PartialState(cpu=True, timeout=timedelta(days=7))
-
-
-def share_work(costs: Mapping[Any, float], num_processes: int) -> list[list]:
-    """Deal work groups out to processes: largest first, each to the least loaded process (ties:
-    the lower rank). Deterministic from ``costs`` alone, so every process computes the same
-    split without talking to the others; every group lands on exactly one process."""
-    shares: list[list] = [[] for _ in range(num_processes)]
-    loads = [0.0] * num_processes
-    for key in sorted(costs, key=lambda k: (-costs[k], repr(k))):
-        rank = min(range(num_processes), key=lambda r: (loads[r], r))
-        shares[rank].append(key)
-        loads[rank] += costs[key]
-    return shares
-
-
 def prefix_groups(plans: list[Plan]) -> dict[str, tuple]:
     """Each plan's group: the longest run of first steps it shares with another plan of the list
     (the part ``prefix.PlanTrie`` computes once for all plans below it), or its own text when it
