@@ -74,7 +74,9 @@ def _run(args) -> int:
         text = (f"# Decoder sweep: {cfg.model}\n\nCommand:\n\n```bash\n{command}\n```\n\n"
                 f"Config: `{cfg.source}`; {len(outcome.specs)} plans x {len(outcome.tasks)} tasks; "
                 f"subsets: " + "; ".join(f"{t}: {s['n']} items" for t, s in summary.subset.items() if s) +
-                f"; wall time {outcome.seconds:.0f} s.\n\n## Normalized scores\n\n{table}\n\n"
+                f"; this invocation wrote {outcome.written} records in {outcome.seconds:.0f} s and found "
+                f"{outcome.skipped} done; scoring time summed over all records {_scoring_seconds(outcome.records):.0f} s."
+                f"\n\n## Normalized scores\n\n{table}\n\n"
                 f"## Raw scores\n\n{render(summary, raw=True)}\n")
         atomic_write_text(Path(args.report), text)
         print(f"\nreport written to {args.report}")
@@ -97,6 +99,12 @@ def _summary(args) -> int:
         print(render(summary, raw=args.raw))
         print()
     return 0
+
+
+def _scoring_seconds(records: list[dict]) -> float:
+    """Compute time behind the records, whichever invocation wrote them (a resumed sweep's own wall
+    time says little about the table it prints)."""
+    return sum((r.get("timing") or {}).get("seconds_per_plan", 0.0) for r in records)
 
 
 def add_subparsers(sub) -> None:
