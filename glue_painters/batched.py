@@ -142,6 +142,23 @@ def _gather_past(cache, slots):
     return past_k, past_v, static_start
 
 
+def _foreign_hooks(layers) -> bool:
+    """Hooks would see vmap's batched tensors (and could keep them): any hook other than
+    transformers' output-capturing ones (inactive unless recording, checked separately) makes the
+    call run as the loop."""
+    from torch.nn.modules import module as _m
+
+    if _m._global_forward_hooks or _m._global_forward_pre_hooks:
+        return True
+    for layer in layers:
+        for mod in layer.modules():
+            if mod._forward_pre_hooks:
+                return True
+            if any(getattr(h, "__name__", "") != "output_capturing_hook" for h in mod._forward_hooks.values()):
+                return True
+    return False
+
+
 # ---- one class of members -------------------------------------------------------------------------
 class _BatchClass:
     """Members of one group that share a layer type: computed together by one vmapped call."""
@@ -171,8 +188,9 @@ class _BatchClass:
         key = self._fingerprint()
         if self._stack is None or key != self._stack_key:
             self._stack, self._stack_key = None, None  # free the old copy first
-            params, buffers = stack_module_state(layers)
-            self._stack = ({n: p.detach() for n, p in params.items()}, buffers)
+            with torch.inference_mode(False), torch.no_grad():  # ordinary tensors, usable in any later mode
+                params, buffers = stack_module_state(layers)
+                self._stack = ({n: p.detach() for n, p in params.items()}, buffers)
             self._stack_key = key
         return self._stack
 
@@ -181,6 +199,8 @@ class _BatchClass:
         if _active_collector is not None and _active_collector.get():
             raise Unbatchable("transformers is recording layer outputs (output_hidden_states/attentions)",
                               transient=True)
+        if _foreign_hooks(self.layers):
+            raise Unbatchable("a forward hook is registered on a member layer", transient=True)
         cache = kwargs.get(cache_kwarg) if cache_kwarg else None
         past_k = past_v = static_start = None
         if cache is not None:

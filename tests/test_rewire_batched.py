@@ -181,3 +181,24 @@ def test_vmap_failure_falls_back_to_the_loop(monkeypatch):
             got = _out(model, ids, mask)
         assert any("fall back to the loop" in str(w.message) for w in caught)
     assert torch.equal(got, ref)
+
+
+def test_a_forward_hook_on_a_member_makes_the_call_a_loop():
+    """A hook would see vmap's batched tensors: with one registered the group runs as the loop,
+    so the hook sees every member's real output."""
+    model = make("llama")
+    ids, mask = _inputs()
+    plan = PLANS["parallel"]
+    seen = []
+    layer = model.model.layers[3]
+    hook = layer.register_forward_hook(lambda m, a, out: seen.append(out.shape))
+    try:
+        with rewired(model, plan):
+            ref = _out(model, ids, mask)
+        n_loop = len(seen)
+        with rewired(model, plan, parallel="batched"):
+            got = _out(model, ids, mask)
+            _no_fallback(model)  # transient: not marked broken
+    finally:
+        hook.remove()
+    assert len(seen) == 2 * n_loop and torch.equal(got, ref)
