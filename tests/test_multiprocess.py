@@ -1,5 +1,6 @@
-"""Sweeps across processes: how the pending plans are dealt out, and a real sweep run by 1, 2
-and 4 local processes (``accelerate launch``, ``torchrun``) giving exactly the same records."""
+"""Sweeps across processes: how the pending plans are dealt out, a real decoder sweep run by 1, 2
+and 4 local processes (``accelerate launch``, ``torchrun``) giving exactly the same records, and a
+GLUE sweep on 2 processes writing each record and W&B run once."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from glue_painters import variants
 from glue_painters.cli import main
 from glue_painters.results import ResultsStore
 from test_decoder_fixtures import byte_tokenizer, make_data_dir, one_thread, tiny_lm  # noqa: F401
+from test_glue_cli import tiny_dir, toy_rte, write_config  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = {"variants": ["full", "skip", "random", "parallel", "looped_parallel"], "n": [0, 1, 2], "seeds": 2,
@@ -52,6 +54,15 @@ def test_prefix_groups_keep_plans_that_share_first_layers_together():
     assert S.prefix_groups([variants.build("full", 8)]) == {"0-7": ("0-7",)}  # alone: its own group
 
 
+def test_glue_probes_of_a_task_go_to_one_process_and_tasks_spread():
+    from glue_painters.glue import sweep as G
+
+    cfg = G.SweepConfig(model="m", variants=["full", "skip"], n=[1], tasks=["rte", "mrpc", "cola"], seeds=[0, 1]).check()
+    owners = G._probe_owners(G.expand(cfg, 6), 2)
+    assert set(owners) == {"rte", "mrpc", "cola"} and set(owners.values()) == {0, 1}
+    assert G._probe_owners(G.expand(cfg, 6), 1) == {"rte": 0, "mrpc": 0, "cola": 0}
+
+
 class _Rank:
     def __init__(self, index, count):
         self.process_index, self.num_processes = index, count
@@ -79,7 +90,8 @@ def _records(root: Path) -> dict[str, dict]:
 
 
 def _launch(launcher: list[str], args: list[str]) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_DATASETS_OFFLINE="1",
+               WANDB_MODE="offline", WANDB_SILENT="true",
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     return subprocess.run([*launcher, "-m", "glue_painters.cli", *args], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=300)
@@ -123,3 +135,34 @@ def test_sweep_on_2_and_4_processes_writes_exactly_the_single_process_records(tm
 
     assert main(args(tmp_path / "procs4")) == 0  # the store is whole: a plain re-run finds every record
     assert f"0 records written, {2 * n_plans} found" in capsys.readouterr().out
+
+
+def test_glue_sweep_on_2_processes_writes_each_record_and_wandb_run_once(tmp_path, tiny_dir, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    data = toy_rte(tmp_path / "data")
+    (data / "mrpc").mkdir()
+    for split in ("train", "validation"):  # a second task, so that both processes probe one
+        (data / "mrpc" / f"{split}.jsonl").write_text((data / "rte" / f"{split}.jsonl").read_text())
+    cfg = write_config(tmp_path / "sweep.yaml", model=str(tiny_dir), variants=["skip"], tasks=["rte", "mrpc"],
+                       seeds=[0], probe={"epochs": 1, "max_length": 32, "batch_size": 8})
+
+    def args(results):
+        return ["glue", "run", str(cfg), "--results", str(results), "--data-dir", str(data), "--no-progress"]
+
+    def records(results):
+        return {r["key_hash"]: r for r in ResultsStore(results).records("glue")}
+
+    assert main(args(tmp_path / "one")) == 0
+    one = records(tmp_path / "one")
+    assert len(one) == 1 * 2 * 2  # plans x tasks x modes, one seed
+    capsys.readouterr()
+    done = _launch(TORCHRUN + ["2"], args(tmp_path / "two"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = records(tmp_path / "two")
+    assert set(two) == set(one)
+    assert {k: (r["metrics"], r["score"]) for k, r in two.items()} == {k: (r["metrics"], r["score"]) for k, r in one.items()}
+    assert done.stdout.count("— probe (task score") == 1, "the main process alone prints the table"
+    assert len(list((tmp_path / "two" / "wandb").rglob("offline-run-*/run-*.wandb"))) == len(one), "one W&B run per record"
+    assert not [p for p in (tmp_path / "two").rglob("*") if p.name.endswith(".tmp")]

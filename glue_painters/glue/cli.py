@@ -19,7 +19,11 @@ def add_subparsers(sub) -> None:
 
     run = gsub.add_parser("run", help="run every missing run of a sweep config and print its table",
                           description="Run a sweep (configs/glue/*.yaml). Finished runs are skipped, so an "
-                                      "interrupted sweep resumes. Logs to W&B offline unless WANDB_MODE is set.")
+                                      "interrupted sweep resumes. Logs to W&B offline unless WANDB_MODE is set. "
+                                      "Several processes: accelerate launch --num_processes N -m glue_painters.cli "
+                                      "glue run CONFIG (or torchrun): fine-tuning runs use all processes at once "
+                                      "(Trainer's data parallelism), the tasks' probes are dealt out among them; "
+                                      "each record and W&B run is written once, the main process prints the table.")
     run.add_argument("config", metavar="CONFIG", help="sweep YAML (e.g. configs/glue/minilm_quick.yaml)")
     _common(run)
     run.add_argument("--tasks", default=None, help="comma-separated tasks, replacing the config's (e.g. rte,mrpc)")
@@ -98,12 +102,14 @@ def _header(argv_cmd: str, cfg=None, wall_s: float | None = None) -> str:
 
 
 def _run(args) -> int:
-    from .sweep import run_sweep, summary_table, write_report
+    from .sweep import is_main_process, run_sweep, summary_table, write_report
     import time
     cfg = _config(args)
     t0 = time.perf_counter()
     records = run_sweep(cfg, _results(args), data_dir=args.data_dir, wandb_on=not args.no_wandb,
                         progress=not args.no_progress, log=lambda m: print(m, file=sys.stderr))
+    if not is_main_process():
+        return 0  # under accelerate launch the main process alone prints the table and the report
     table = summary_table(records, cfg.tasks)
     print(table)
     if args.report:

@@ -42,7 +42,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import UserError
 from ..plans import Plan
-from ..results import ResultsStore, atomic_write_text
+from ..results import ResultsStore, atomic_write_text, process_state, share_work
 from ..variants import VARIANTS, build, n_range, resolve
 from . import tasks as T
 from .finetune import FinetuneHParams, finetune
@@ -398,6 +398,12 @@ def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progr
     """Run every missing run of ``cfg``; returns the sweep's records (new and already done).
 
     With ``dry=True`` nothing runs: the records already in the store are collected.
+
+    Under ``accelerate launch``/torchrun: fine-tuning runs use every process at once (Trainer's
+    own data parallelism on GPUs; on the CPU, where Trainer runs each process alone, every process
+    trains the same run), and only the main process writes their records and W&B runs. Probe runs
+    are dealt out, a task's probes to one process (they share its features), and each process writes
+    its own. Every process then returns the whole sweep.
     """
     import transformers
     from tqdm.auto import tqdm
@@ -410,6 +416,10 @@ def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progr
     loaded = {} if dry else {(t, sp): T.load_rows(t, sp, data_dir) for t in cfg.tasks
                              for sp in ("train",) + T.get_task(t).eval_splits}
     store = ResultsStore(results_dir)
+    state = process_state(cpu_group=False) if not dry else None
+    rank, procs = (state.process_index, state.num_processes) if state else (0, 1)  # Trainer resets `state`
+    if rank:
+        progress, log = False, (lambda message: None)
     wb = _Wandb(wandb_on and not dry, cfg.wandb, Path(results_dir) / "wandb")
     encoder, tok = load(cfg.model, "encoder")
     T_layers = num_layers(encoder)
@@ -420,6 +430,7 @@ def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progr
     pooling, pooling_reason = choose_pooling(encoder, cfg.probe_hp.pooling)
     hp_of = {"finetune": asdict(cfg.finetune_hp),
              "probe": {**asdict(cfg.probe_hp), "pooling": pooling}}
+    probe_owner = _probe_owners(specs, procs)
     plan_of_modes = "; ".join(f"{m}: seeds {cfg.setting(m, 'seeds')}, subset {subsets[m]}" for m in cfg.modes)
     if not dry:
         log(f"glue sweep: {cfg.model} ({T_layers} layers, weights {fingerprint}), {len(specs)} runs "
@@ -428,12 +439,15 @@ def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progr
             f"probe pooling: {pooling} ({pooling_reason})")
 
     records, done, ran = [], 0, 0
-    bar = tqdm(total=len(specs), desc="glue sweep", unit="run", disable=not progress or dry, file=sys.stderr)
+    mine = [s for s in specs if s.mode != "probe" or probe_owner[s.task] == rank]
+    bar = tqdm(total=len(mine), desc="glue sweep", unit="run", disable=not progress or dry, file=sys.stderr)
     feature_cache: dict = {}
     for mode in cfg.modes:
         hp = cfg.finetune_hp if mode == "finetune" else cfg.probe_hp
         subset = subsets[mode]
         for task_name in cfg.tasks:
+            if mode == "probe" and probe_owner[task_name] != rank:
+                continue  # another process probes this task
             task = T.get_task(task_name)
             sources = task_sources(task, data_dir)
             group = [s for s in specs if s.mode == mode and s.task == task_name]
@@ -466,8 +480,10 @@ def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progr
                 bar.set_postfix_str(f"{mode} {task_name} {todo[0][0].label}")
                 if mode == "finetune":
                     for s, plan, kf in todo:
-                        rec = _finetune_in_sweep(cfg, s, plan, td, fingerprint, hp_of[mode], subset, wb)
-                        store.put(TRACK, kf, rec)
+                        rec = _finetune_in_sweep(cfg, s, plan, td, fingerprint, hp_of[mode], subset,
+                                                 wb if rank == 0 else _Wandb(False, {}, Path()))
+                        if rank == 0:
+                            store.put(TRACK, kf, rec)
                         records.append(_relabel(rec, s))
                         ran += 1
                         bar.update(1)
@@ -486,9 +502,38 @@ def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progr
                         bar.update(1)
             feature_cache.clear()
     bar.close()
-    if not dry:
+    if procs > 1:
+        _wait_for_everyone()
+        records = run_sweep(cfg, results_dir, data_dir, wandb_on=False, progress=False, log=log, dry=True)
+        log(f"glue sweep: {procs} processes; {len(records)} runs of the sweep in {results_dir}")
+    elif not dry:
         log(f"glue sweep: {ran} runs done now, {done} already in {results_dir}")
     return records
+
+
+def _probe_owners(specs: list[RunSpec], procs: int) -> dict[str, int]:
+    """The process that runs each task's probes: all of a task on one process, since its probes
+    share the task's features; tasks dealt largest first (``share_work``). The same on every process."""
+    counts: dict[str, int] = {}
+    for s in specs:
+        counts[s.task] = counts.get(s.task, 0) + (s.mode == "probe")
+    return {task: rank for rank, share in enumerate(share_work(counts, procs)) for task in share}
+
+
+def is_main_process() -> bool:
+    """Rank 0 of the process group, or a plain run (asks the group, as ``_wait_for_everyone``)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def _wait_for_everyone() -> None:
+    """All processes meet here. Asks the process group itself, not accelerate's shared state:
+    Trainer resets that (on a CPU machine to a one-process view)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _relabel(rec: dict, spec: RunSpec) -> dict:
