@@ -134,6 +134,8 @@ class SlotCache:
         return self._cache.get_seq_length(self._slot, *args, **kwargs)
 
     def __getattr__(self, name):
+        if name in SlotCache.__slots__:  # not set yet (torch.compile builds it field by field): no recursion
+            raise AttributeError(name)
         return getattr(self._cache, name)
 
 

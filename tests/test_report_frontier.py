@@ -48,17 +48,18 @@ def test_points_use_the_fastest_mode_and_mark_the_pareto_set(store, tmp_path):
     (lat,) = load_latencies(None, [write_latency(tmp_path)])
     f = frontier(g, lat)
     by_label = {p.label: p for p in f.points}
-    timed = {"full", "skip:n=2", "parallel:n=2", "looped_parallel:n=2,k=3"}
-    assert timed <= set(by_label)
-    for label in set(by_label) - timed:  # n=4 leaves a one-layer middle: these cells run the full plan
-        assert by_label[label].plans == [variants.full(DEC_T).text] and by_label[label].ms == 10.0
+    # n=4 leaves a one-layer middle: reverse, random, parallel and middle_repeat of it run the full
+    # plan, so they share the full model's point
+    assert set(by_label) == {"full (+4 same plan)", "skip:n=2", "parallel:n=2", "looped_parallel:n=2,k=3"}
+    by_label["full"] = by_label.pop("full (+4 same plan)")
+    assert by_label["full"].plans == [variants.full(DEC_T).text] and by_label["full"].ms == 10.0
     assert by_label["parallel:n=2"].ms == 7.0 and by_label["parallel:n=2"].parallel == "batched"
     assert by_label["full"].score == pytest.approx(1.0)
     for label, p in by_label.items():  # y is the group's own normalized median
         cell = next(c for c in g.cells.values() if c.label == label)
         assert p.score == cell.headline.mean
     assert by_label["skip:n=2"].score < by_label["parallel:n=2"].score < by_label["full"].score
-    assert [p.label for p in f.pareto] == ["skip:n=2", "parallel:n=2", "full"]
+    assert [p.label for p in f.pareto] == ["skip:n=2", "parallel:n=2", "full (+4 same plan)"]
     assert not by_label["looped_parallel:n=2,k=3"].pareto
 
 

@@ -202,3 +202,12 @@ def test_a_forward_hook_on_a_member_makes_the_call_a_loop():
     finally:
         hook.remove()
     assert len(seen) == 2 * n_loop and torch.equal(got, ref)
+
+
+def test_slot_cache_half_built_has_no_recursion():
+    """torch.compile builds a SlotCache with object.__new__ and sets its fields after: looking a
+    field up before then must be an AttributeError, not a recursion through __getattr__."""
+    from glue_painters.rewire import SlotCache
+
+    view = object.__new__(SlotCache)
+    assert not hasattr(view, "_cache")

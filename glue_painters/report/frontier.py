@@ -111,18 +111,32 @@ def mark_pareto(points: list[Point]) -> None:
 
 
 def frontier(g: Group, lat: Latency) -> Frontier:
-    points = []
+    """One point per distinct timed plan (set): cells that run the same plan - e.g. reverse, random
+    and parallel of a one-layer middle are all the full plan - share a point, labelled by the first
+    cell (in the report's order) with a count of the others."""
+    by_plans: dict[tuple, list] = {}
     for c in g.cells.values():
         if c.headline.mean is None:
             continue
-        timed = [(lat.ms[p], p) for p in sorted(str(x) for x in c.plans) if p in lat.ms]
-        if not timed:
-            continue
-        ms = statistics.median(t[0][0] for t in timed)
-        modes = sorted({t[0][1] for t in timed})
-        points.append(Point(c.label, [t[1] for t in timed], ms, c.headline.mean, "/".join(modes)))
+        timed = tuple(p for p in sorted(str(x) for x in c.plans) if p in lat.ms)
+        if timed:
+            by_plans.setdefault(timed, []).append(c)
+    points = []
+    for plans, cells in by_plans.items():
+        cells.sort(key=_order)
+        ms = statistics.median(lat.ms[p][0] for p in plans)
+        modes = "/".join(sorted({lat.ms[p][1] for p in plans}))
+        label = cells[0].label + (f" (+{len(cells) - 1} same plan)" if len(cells) > 1 else "")
+        points.append(Point(label, list(plans), ms, cells[0].headline.mean, modes))
     mark_pareto(points)
     return Frontier(g, lat, sorted(points, key=lambda p: p.ms))
+
+
+def _order(c) -> tuple:
+    from .data import SWEEP_ORDER
+
+    base = c.variant if c.variant in SWEEP_ORDER else "~" + c.variant
+    return (SWEEP_ORDER.index(base) if base in SWEEP_ORDER else len(SWEEP_ORDER), c.n or 0, c.k or 0, c.i or 0)
 
 
 def draw_frontier(f: Frontier):
@@ -131,7 +145,7 @@ def draw_frontier(f: Frontier):
 
     g, lat = f.group, f.latency
     if len(f.points) < 2:
-        raise NotDrawn(f"fewer than two of the group's plans were timed in {lat.path.name} "
+        raise NotDrawn(f"fewer than two distinct plans of the group were timed in {lat.path.name} "
                        f"({len(lat.ms)} plans there; run benchmarks/latency.py with --plans listing them)")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.2, 3.9))
