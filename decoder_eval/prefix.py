@@ -1,5 +1,7 @@
 """Run many plans on one batch, computing each shared prefix of layers once.
 
+The trie and its walk are shared with the GLUE probe (``glue_painters.prefix_share``).
+
 Why: the plans of a sweep mostly agree on their first steps. Every paper variant with parameter N
 starts with layers ``0..N``, which are also the first steps of the full model and of every
 variant with a larger N. The plans form a **trie** over their steps; walking it depth first, the
@@ -23,64 +25,13 @@ two paths disagree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
 from glue_painters.plans import Plan
-from glue_painters.rewire import RewiredLayers, rewired
-
-
-@dataclass
-class _Node:
-    children: dict = field(default_factory=dict)  # unit -> _Node
-    ends: list[str] = field(default_factory=list)  # texts of plans that end here
-
-
-@dataclass
-class Edge:
-    """A run of steps from one branch point to the next; ``child`` is where it leads."""
-
-    units: list
-    child: "_Node"
-
-
-class PlanTrie:
-    """The plans of a sweep as a trie over their executed steps (repeats unrolled)."""
-
-    def __init__(self, plans: list[Plan], share: bool = True):
-        self.plans = {p.text: p for p in plans}
-        self.root = _Node()
-        self.share = share
-        if share:
-            for plan in self.plans.values():
-                node = self.root
-                for unit in plan.units():
-                    node = node.children.setdefault(unit, _Node())
-                node.ends.append(plan.text)
-
-    def edges(self, node: _Node) -> list[Edge]:
-        """Each child path, followed down while it neither branches nor ends a plan."""
-        out = []
-        for unit, child in node.children.items():
-            units = [unit]
-            while len(child.children) == 1 and not child.ends:
-                (unit, child), = child.children.items()
-                units.append(unit)
-            out.append(Edge(units, child))
-        return out
-
-    def layer_executions(self) -> int:
-        """Layer executions per token for one pass over all plans (the work the trie saves shows
-        against ``sum(plan.executions)``)."""
-        if not self.share:
-            return sum(p.executions for p in self.plans.values())
-
-        def count(node):
-            return sum(len(getattr(u, "members", (0,))) + count(c) for u, c in node.children.items())
-
-        return count(self.root)
+from glue_painters.prefix_share import Edge, PlanTrie, _Node, last_entry as _last_entry  # noqa: F401 (shared with the GLUE probe)
+from glue_painters.rewire import rewired
 
 
 def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
@@ -90,12 +41,6 @@ def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return logits
-
-
-def _last_entry(model):
-    """The last entry of the rewired layer list now on ``model`` (our ``PlanStep`` module)."""
-    layers = next(m for m in model.modules() if isinstance(m, RewiredLayers))
-    return layers[len(layers) - 1]
 
 
 def run_segment(model, plan: Plan, inputs: dict, hidden: torch.Tensor | None, capture: bool):
@@ -137,17 +82,13 @@ def walk(model, trie: PlanTrie, inputs: dict, on_plan: Callable[[str, Gather], N
             del logits
         return
 
-    def visit(node: _Node, hidden):
-        for edge in trie.edges(node):
-            below = bool(edge.child.children)
-            final, state = run_segment(model, Plan(tuple(edge.units)), inputs, hidden, capture=below)
-            for text in edge.child.ends:
-                on_plan(text, lambda r, n, final=final: output_logits(model, final[r, n]))
-            del final
-            if below:
-                visit(edge.child, state)
+    def run_edge(segment, hidden, capture):
+        return run_segment(model, segment, inputs, hidden, capture)
 
-    visit(trie.root, None)
+    def on_end(text, final):
+        on_plan(text, lambda r, n, final=final: output_logits(model, final[r, n]))
+
+    trie.walk(run_edge, on_end)
 
 
 @torch.no_grad()

@@ -78,7 +78,15 @@ def records(results: Path):
     return sorted(results.glob("glue/*/*.json"))
 
 
-def test_tiny_sweep_end_to_end_records_wandb_and_resume(tmp_path, tiny_dir, capsys):
+def test_tiny_sweep_end_to_end_records_wandb_and_resume(tmp_path, tiny_dir, capsys, monkeypatch):
+    from glue_painters.glue import sweep as sweep_module
+    passes, fill = [], sweep_module.fill_feature_cache
+
+    def spy(cache, model, plans, *args, **kw):
+        passes.append(sorted(p.text for p in plans))
+        return fill(cache, model, plans, *args, **kw)
+
+    monkeypatch.setattr(sweep_module, "fill_feature_cache", spy)
     data = toy_rte(tmp_path / "data")
     cfg = write_config(tmp_path / "sweep.yaml", model=str(tiny_dir))
     results, report = tmp_path / "results", tmp_path / "report.md"
@@ -88,6 +96,8 @@ def test_tiny_sweep_end_to_end_records_wandb_and_resume(tmp_path, tiny_dir, caps
     # 3 plans: finetune 1 seed + probe 2 seeds
     recs = records(results)
     assert len(recs) == 3 + 6
+    # the probe's features: one pass over the task for all its plans (shared prefixes), not one per plan
+    assert passes == [sorted(["0-5", "0,1,5", "0,1,[2-4]x2,5"])]
     body = [json.loads(p.read_text()) for p in recs]
     assert {r["mode"] for r in body} == {"finetune", "probe"}
     r = next(r for r in body if r["label"] == "looped_parallel:n=1,k=2" and r["mode"] == "probe")
@@ -108,6 +118,7 @@ def test_tiny_sweep_end_to_end_records_wandb_and_resume(tmp_path, tiny_dir, caps
     assert main(argv + ["--no-wandb"]) == 0
     err = capsys.readouterr().err
     assert "0 runs done now, 9 already" in err
+    assert len(passes) == 1  # nothing left to run: no features computed
     assert {p: p.stat().st_mtime_ns for p in records(results)} == stamps
     # the summary reads the same table back
     assert main(["glue", "summary", str(cfg), "--results", str(results), "--data-dir", str(data)]) == 0

@@ -8,13 +8,14 @@ from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
 from glue_painters.glue.finetune import FinetuneHParams, finetune
-from glue_painters.glue.probe import ProbeHParams, extract_features, probe
+from glue_painters.glue.probe import (ProbeHParams, extract_features, extract_plan_features, fill_feature_cache,
+                                      probe, train_head, train_heads)
 from glue_painters.glue.tasks import get_task
 from glue_painters.plans import Plan
 from glue_painters.rewire import current_plan, num_layers
 from glue_painters.variants import build
 
-from tiny import _COMMON, LAYERS
+from tiny import _COMMON, LAYERS, make
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -157,3 +158,61 @@ def test_regression_head_for_stsb():
                 ProbeHParams(epochs=5, batch_size=16, learning_rate=3e-2), seeds=[0], pooling="mean")
     assert out[0]["head"].out_features == 1
     assert set(out[0]["metrics"]) == {"pearson", "spearmanr"}
+
+
+# every paper variant at N=0 and N=1 (random with two permutation seeds): the plans share their
+# first layers, and the trie branches inside and after parallel groups and repeats
+SWEEP_PLANS = [build("full", LAYERS)] + [
+    build(v, LAYERS, n=n, **kw) for n in (0, 1) for v, kw in
+    [("skip", {}), ("middle_repeat", {}), ("reverse", {}), ("random", {"seed": 0}), ("random", {"seed": 1}),
+     ("parallel", {}), ("looped_parallel", {"k": 3})]]
+
+
+@pytest.mark.parametrize("arch,pooling", [("bert", "mean"), ("bert", "pooler"), ("roberta", "cls"), ("mpnet", "mean")])
+def test_shared_prefix_features_equal_each_plan_from_scratch(arch, pooling):
+    body = make(arch)
+    splits = {"train": toy_dataset(37, seed=4), "validation": toy_dataset(11, seed=5)}
+    shared = extract_plan_features(body, splits, SWEEP_PLANS, pooling, batch_size=8, share=True)
+    alone = extract_plan_features(body, splits, SWEEP_PLANS, pooling, batch_size=8, share=False)
+    from glue_painters.prefix_share import PlanTrie
+    assert PlanTrie(SWEEP_PLANS).layer_executions() < sum(p.executions for p in SWEEP_PLANS)  # it shares
+    for plan in SWEEP_PLANS:
+        for split, ds in splits.items():
+            assert torch.equal(shared[plan.text][split], alone[plan.text][split]), (plan.text, split)
+            # and each split's features are its rows' own, whatever the rows batched with them
+            one = extract_features(body, ds, plan, pooling, batch_size=8)
+            torch.testing.assert_close(shared[plan.text][split], one, rtol=0, atol=1e-6)
+    assert current_plan(body) is None
+
+
+def test_feature_cache_shared_across_plans_gives_the_probe_of_each_plan_alone():
+    torch.manual_seed(0)
+    body = BertModel(tiny_config()).eval()
+    train, ev = toy_dataset(40, seed=1), toy_dataset(16, seed=2)
+    hp = ProbeHParams(batch_size=16, epochs=2, extract_batch_size=16)
+    cache = {}
+    fill_feature_cache(cache, body, SWEEP_PLANS[:6], "rte", {"train": train, "validation": ev}, "mean", 16)
+    for plan in SWEEP_PLANS[:6]:
+        assert cache[(plan.hash, "rte", "_time_s")] > 0
+        got = probe(body, plan, "rte", train, {"validation": ev}, hp, [0, 1], "mean", cache=cache,
+                    cache_key=(plan.hash, "rte"))
+        want = probe(body, plan, "rte", train, {"validation": ev}, hp, [0, 1], "mean")
+        for seed in (0, 1):
+            torch.testing.assert_close(got[seed]["head"].weight, want[seed]["head"].weight, rtol=0, atol=1e-6)
+            assert got[seed]["metrics"] == want[seed]["metrics"]
+
+
+@pytest.mark.parametrize("task", ["rte", "mnli", "stsb"])
+def test_batched_seed_heads_equal_training_each_seed_alone(task):
+    task = get_task(task)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(70, 24, generator=g)  # 70 rows: the last batch of each epoch is short
+    y = torch.rand(70, generator=g) * 5 if task.is_regression else torch.randint(task.num_labels, (70,), generator=g)
+    hp = ProbeHParams(learning_rate=3e-2, batch_size=16, epochs=3)
+    seeds = [0, 1, 7]
+    heads = train_heads(lambda idx: x[idx], y, 24, task, hp, seeds)
+    for seed, head in zip(seeds, heads):
+        alone = train_head(lambda idx: x[idx], y, 24, task, hp, seed)
+        torch.testing.assert_close(head.weight, alone.weight, rtol=0, atol=1e-6)
+        torch.testing.assert_close(head.bias, alone.bias, rtol=0, atol=1e-6)
+    assert not torch.equal(heads[0].weight, heads[1].weight)

@@ -47,7 +47,7 @@ from ..variants import VARIANTS, build, n_range, resolve
 from . import tasks as T
 from .finetune import FinetuneHParams, finetune
 from .metrics import glue_average
-from .probe import ProbeHParams, probe
+from .probe import ProbeHParams, fill_feature_cache, probe
 
 TRACK = "glue"
 MODES = ("finetune", "probe")
@@ -489,7 +489,7 @@ def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progr
                         bar.update(1)
                 else:
                     _probe_in_sweep(cfg, encoder, todo, td, fingerprint, hp_of[mode], subset, wb, store,
-                                    pooling, feature_cache, records, bar)
+                                    pooling, feature_cache, records, bar, by_plan)
                     ran += len(todo)
             # labels whose plan equals another label's (deduplicated above) share that record
             for s in group:
@@ -562,9 +562,18 @@ def _finetune_in_sweep(cfg, spec, plan, td, fingerprint, hparams, subset, wb) ->
     return rec
 
 
-def _probe_in_sweep(cfg, encoder, todo, td, fingerprint, hparams, subset, wb, store, pooling, cache, records, bar):
+def _probe_in_sweep(cfg, encoder, todo, td, fingerprint, hparams, subset, wb, store, pooling, cache, records, bar,
+                    by_plan=None):
     plan = todo[0][1]
     seeds = [s.seed for s, _, _ in todo]
+    if by_plan and (plan.hash, td.task.name, "train") not in cache:
+        # first probe of this task: the features of every plan of the task still to run, in one
+        # pass sharing the layers plans start with (``probe.fill_feature_cache``)
+        pending = [items[0][1] for items in by_plan.values()
+                   if any(store.get(TRACK, key_fields(fingerprint, p, s, hparams, subset, td.sources)) is None
+                          for s, p in items)]
+        fill_feature_cache(cache, encoder, pending or [plan], td.task.name, {"train": td.train, **td.evals},
+                           pooling, cfg.probe_hp.extract_batch_size)
     out = probe(encoder, plan, td.task, td.train, td.evals, cfg.probe_hp, seeds, pooling, cache=cache,
                 cache_key=(plan.hash, td.task.name), progress=False)
     for s, plan_, kf in todo:
