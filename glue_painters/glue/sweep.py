@@ -54,10 +54,15 @@ MODES = ("finetune", "probe")
 N_VARIANTS = ("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel")
 SWEEP_VARIANTS = ("full",) + N_VARIANTS
 _CODE_FILES = ("tasks.py", "glue_metric.py", "metrics.py", "finetune.py", "probe.py", "modeling.py")
+# Part of every record's key, like the decoder track's SCORING_VERSION: bump it when a change alters
+# what a finished GLUE run would score (tokenization, metrics, training or probing semantics), so
+# stale records are re-run. A hash of the source files would re-run the whole sweep after any
+# refactor; that hash is kept in each record (``code_hash``) for provenance instead.
+SCORING_VERSION = "glue-v1"
 
 
 def code_version() -> str:
-    """Package version + a hash of the code that decides a GLUE result (not the reporting code)."""
+    """Package version + a hash of the code that decides a GLUE result (recorded, not keyed)."""
     h = hashlib.sha256()
     here = Path(__file__).parent
     for name in _CODE_FILES:
@@ -293,7 +298,7 @@ def prepare_task(task_name, tokenizer, max_length, data_dir, limit_train, limit_
 
 def key_fields(fingerprint, plan: Plan, spec: RunSpec, hparams: dict, subset: dict, data: dict) -> dict:
     return {"model": fingerprint, "plan": plan.hash, "task": spec.task, "mode": spec.mode, "seed": spec.seed,
-            "hparams": hparams, "subset": subset, "data": data, "code": code_version()}
+            "hparams": hparams, "subset": subset, "data": data, "code": SCORING_VERSION}
 
 
 def _wandb_setup():
@@ -341,7 +346,7 @@ def _record(spec: RunSpec, plan: Plan, model_name: str, td: TaskData, res: dict,
     return {"variant": spec.variant or "custom", "n": spec.n, "k": spec.k, "label": spec.label, "plan_text": plan.text,
             "plan_hash": plan.hash, "model_name": model_name, "task": spec.task, "mode": spec.mode, "seed": spec.seed,
             "metrics": res["metrics"], "score": res["score"], "sizes": td.sizes, "executions": plan.executions,
-            **extra}
+            "code_hash": code_version(), **extra}
 
 
 def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_train=None, limit_eval=None,
