@@ -408,8 +408,51 @@ def cmd_verdict(args) -> int:
                                     command="painters search verdict " + _argv_tail(args)))
     png = plot_verdict(result, tasks, summary.with_suffix(".png"), title=f"{args.model}: plans found vs equal-cost "
                        f"baselines (first {args.limit} docs)")
-    print(f"wrote {summary} and {png}; records in {store.root}/{result['track']}")
+    md = write_verdict_markdown(json.loads(summary.read_text()), summary.with_suffix(".md"))
+    print(f"wrote {summary}, {md} and {png}; records in {store.root}/{result['track']}")
     return 0
+
+
+def verdict_markdown(summary: dict) -> str:
+    """The verdict summary JSON as a Markdown page: per budget, the plans found and the equal-cost
+    baselines with their perplexities and benchmark scores, best held-out (else calibration)
+    perplexity first, so the page answers "which plan at this cost" without the JSON."""
+    tasks, rows = summary["tasks"], summary["rows"]
+    held = "heldout" in summary
+    ppl = "heldout_perplexity" if held else "calibration_perplexity"
+    lines = [f"# Plan search verdict: {summary['model']}", "", "Command:", "", f"```bash\n{summary['command']}\n```", "",
+             f"Calibration (the search's objective): {summary['calibration']['source']}, "
+             f"{summary['calibration']['n_tokens']} tokens." + (
+                 f" Held-out text (never seen by the search): {summary['heldout']['source']}, "
+                 f"{summary['heldout']['n_tokens']} tokens." if held else ""),
+             f"Benchmarks: the first {summary['limit']} documents of " + ", ".join(
+                 f"{t} ({summary['primary'][t]}, n={summary['n'][t]})" for t in tasks) + ".", ""]
+    for task, why in summary.get("flagged", {}).items():
+        lines.append(f"- flagged {task}: {why}; left out of the normalized median")
+    head = ["budget", "name", "executions", "calib. ppl"] + (["held-out ppl"] if held else []) + tasks + [
+        "norm. median", "plan"]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for budget in sorted({r["budget"] for r in rows}, reverse=True):
+        for r in sorted((r for r in rows if r["budget"] == budget), key=lambda r: (r[ppl] is None, r[ppl] or 0)):
+            med = "–" if r["normalized_median"] is None else f"{r['normalized_median']:.2f}"
+            cells = [f"{r['budget']:g}", r["name"], str(r["executions"]), _num(r["calibration_perplexity"])]
+            cells += [_num(r["heldout_perplexity"])] if held else []
+            cells += [f"{r['scores'][t]:.3f} ± {r['stderr'][t]:.3f}" if r["stderr"].get(t) is not None
+                      else f"{r['scores'][t]:.3f}" for t in tasks]
+            lines.append("| " + " | ".join(cells + [med, f"`{r['plan']}`"]) + " |")
+    lines += ["", "Scores are the primary metric ± its standard error; perplexities are exp(mean token loss)."]
+    return "\n".join(lines) + "\n"
+
+
+def _num(x) -> str:
+    return "–" if x is None else f"{x:.1f}"
+
+
+def write_verdict_markdown(summary: dict, path: Path) -> Path:
+    from .results import atomic_write_text
+
+    atomic_write_text(Path(path), verdict_markdown(summary))
+    return Path(path)
 
 
 def _series(name: str) -> str:

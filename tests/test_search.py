@@ -281,6 +281,14 @@ def test_verdict_writes_one_record_per_plan_and_task_and_resumes(tmp_path):
     again = run()
     assert len(calls) == 2 and again["rows"] == got["rows"]
 
+    from glue_painters.search_cli import verdict_markdown
+
+    md = verdict_markdown(dict(got, model="tiny", tasks=["easy", "coin"], limit=100, command="painters search verdict x",
+                               calibration={"source": "bundled", "n_tokens": 10}))
+    table = [line for line in md.splitlines() if line.startswith("| 6 |")]
+    assert "painters search verdict x" in md and "flagged coin" in md
+    assert len(table) == 3 and "| 0.750 ± 0.010 |" in table[0] and "`0-5`" in table[0]
+
 
 def test_drop_weights_steer_the_repair():
     """Repair drops only where the weights allow, and skip-one increases turn into weights that
