@@ -68,8 +68,9 @@ def executions(plan: Plan) -> float:
 class LatencyCost:
     """Milliseconds per token of a plan, from a measured latency table.
 
-    The table is JSON: ``{"model": ..., "records": [{"plan": text, "ms_per_token": x}, ...]}`` (a
-    bare list of records also works). A plan measured in the table gets its measurement; any other
+    The table is ``benchmarks/latency.py``'s JSON (``rows`` with ``plan`` and ``decode_ms_per_token``;
+    a plan timed in several parallel modes costs its fastest) or the simpler ``{"records": [{"plan":
+    text, "ms_per_token": x}, ...]}`` (a bare list of records also works). A plan measured in the table gets its measurement; any other
     plan gets the least-squares fit ``ms = a + b * executions + c * depth`` over the table (``c``
     only when the table's depths vary independently of executions), which is how a layer stack's
     latency behaves: a fixed part (embeddings, head), a part per layer run, and a part per
@@ -82,15 +83,16 @@ class LatencyCost:
             raw = json.loads(self.path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise UserError(f"latency table {self.path}: {e}") from None
-        rows = raw.get("records", []) if isinstance(raw, dict) else raw
+        rows = (raw.get("records") or raw.get("rows") or []) if isinstance(raw, dict) else raw
         self.measured: dict[str, float] = {}
-        points = []
         for i, r in enumerate(rows):
-            if not isinstance(r, dict) or "plan" not in r or "ms_per_token" not in r:
-                raise UserError(f"latency table {self.path}: record {i} needs 'plan' and 'ms_per_token'")
-            plan = Plan.parse(str(r["plan"]))
-            self.measured[plan.text] = float(r["ms_per_token"])
-            points.append((plan.executions, plan.depth, float(r["ms_per_token"])))
+            ms = r.get("ms_per_token", r.get("decode_ms_per_token")) if isinstance(r, dict) else None
+            if ms is None or "plan" not in r:
+                raise UserError(f"latency table {self.path}: record {i} needs 'plan' and 'ms_per_token' "
+                                f"(or 'decode_ms_per_token')")
+            text = Plan.parse(str(r["plan"])).text
+            self.measured[text] = min(float(ms), self.measured.get(text, math.inf))
+        points = [(p.executions, p.depth, ms) for p, ms in ((Plan.parse(t), ms) for t, ms in self.measured.items())]
         if len({(e, d) for e, d, _ in points}) < 2:
             raise UserError(f"latency table {self.path}: needs at least two plans of different cost to fit")
         self.coef = _fit(points)

@@ -196,6 +196,12 @@ def test_latency_cost_fits_a_table(tmp_path):
     assert search.latency_table("tiny", tmp_path) == path
     found = search.greedy(lambda p: -p.executions, T, [cost(Plan.parse("0-5"))], cost=cost, progress=False)
     assert all(f.cost <= b for b, f in found.items())
+    # benchmarks/latency.py's own output: rows per plan and parallel mode, the fastest mode counts
+    bench = [{"plan": r["plan"], "parallel": mode, "decode_ms_per_token": r["ms_per_token"] + extra}
+             for r in rows for mode, extra in (("loop", 0.5), ("batched", 0.0))]
+    path.write_text(json.dumps({"model": "tiny", "rows": bench}))
+    assert search.LatencyCost(path).measured == {Plan.parse(r["plan"]).text: r["ms_per_token"] for r in rows}
+    assert search.LatencyCost(path)(Plan.parse("0-7")) == 7.5
 
 
 def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
