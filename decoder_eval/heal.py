@@ -71,6 +71,16 @@ def default_corpus(data_dir=None) -> tuple[Path, str]:
     raise UserError(f"no healing corpus: {base}/train.txt is missing; name one with --corpus FILE (.txt or .jsonl)")
 
 
+def _corpus_name(path: Path, data_dir=None) -> str:
+    """The corpus as records show it: relative to the data directory when it lies there, so a
+    record (and the report quoting it) does not carry one machine's absolute paths; the corpus's
+    content is keyed by its hash anyway."""
+    try:
+        return f"data:{path.resolve().relative_to(resolve_data_dir(data_dir).resolve())}"
+    except ValueError:
+        return str(path)
+
+
 def corpus_blocks(tokenizer, documents: list[str], seq_len: int):
     """Concatenate the documents (EOS between them) and cut into ``seq_len`` blocks, as HF's
     run_clm does: every token is trained on, no padding."""
@@ -153,7 +163,7 @@ def heal(model_name: str, spec: str, *, tasks=None, limit=None, corpus=None, dat
             (results,) = evaluate_plans(m, tok, [pspec.plan], todo, batch_size=batch_size).values()
             for n, r in results.items():
                 save_result(store, keys[n], pspec, r, model_name=model_name,
-                            config={"heal": heal_key if healed else None, "corpus": str(path)})
+                            config={"heal": heal_key if healed else None, "corpus": _corpus_name(path, data_dir)})
         return {n: store.get(TRACK, keys[n])["metrics"] for n in data}
 
     before = scores(False, model) if state.is_main_process else None

@@ -61,3 +61,12 @@ def test_heal_bad_input_exits_2(tmp_path, capsys):
     assert "corpus file not found" in capsys.readouterr().err
     assert main(["heal", "--plan", "skip:n=2", "--tasks", "nope", "--data-dir", str(data)]) == 2
     assert not (tmp_path / "r").exists()
+
+
+def test_corpus_is_recorded_relative_to_the_data_dir(tmp_path):
+    from decoder_eval.heal import _corpus_name
+
+    (tmp_path / "wikitext2").mkdir()
+    inside, outside = tmp_path / "wikitext2" / "train.txt", tmp_path.parent / "mine.txt"
+    assert _corpus_name(inside, tmp_path) == "data:wikitext2/train.txt"
+    assert _corpus_name(outside, tmp_path) == str(outside)
