@@ -19,12 +19,12 @@ fingerprint) that goes into results keys: a changed file never reuses a stale re
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from glue_painters.errors import UserError
+from glue_painters.jsonl import jsonl_records
 
 DATA_ENV = "PAINTERS_DATA"
 HUB = "hub"
@@ -78,18 +78,7 @@ def read_jsonl(path: Path) -> list[dict]:
             f"data file {path} not found: pass --data-dir (or set {DATA_ENV}) to a folder laid out "
             f"like shared/data, or --data-dir hub to load from the Hugging Face hub"
         )
-    records = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            records.append(obj)
+    records = [obj for _, obj in jsonl_records(path, DataError)]
     if not records:
         raise DataError(f"{path}: no records")
     return records

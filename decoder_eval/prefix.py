@@ -29,38 +29,8 @@ from typing import Callable
 
 import torch
 
-from glue_painters.plans import Plan
-from glue_painters.prefix_share import Edge, PlanTrie, _Node, last_entry as _last_entry  # noqa: F401 (shared with the GLUE probe)
+from glue_painters.prefix_share import PlanTrie, output_logits, run_segment, split_is_exact
 from glue_painters.rewire import rewired
-
-
-def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
-    """The model's logits from its final hidden states (after the final norm)."""
-    logits = model.get_output_embeddings()(hidden)
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
-
-
-def run_segment(model, plan: Plan, inputs: dict, hidden: torch.Tensor | None, capture: bool):
-    """Run ``plan`` from ``hidden`` (or from the token ids when None). Returns the final-normed
-    hidden states and, if ``capture``, the last step's output before the final norm."""
-    captured = {}
-
-    def hook(module, args, out):
-        captured["h"] = out[0] if isinstance(out, tuple) else out
-
-    with rewired(model, plan):
-        handle = _last_entry(model).register_forward_hook(hook) if capture else None
-        try:
-            feed = {"input_ids": inputs["input_ids"]} if hidden is None else {"inputs_embeds": hidden}
-            out = model.base_model(**feed, attention_mask=inputs.get("attention_mask"),
-                                   position_ids=inputs.get("position_ids"), use_cache=False)
-        finally:
-            if handle is not None:
-                handle.remove()
-    return out.last_hidden_state, captured.get("h")
 
 
 Gather = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -91,28 +61,9 @@ def walk(model, trie: PlanTrie, inputs: dict, on_plan: Callable[[str, Gather], N
     trie.walk(run_edge, on_end)
 
 
-@torch.no_grad()
 def check_exact(model, tokens: list[int], atol: float = 1e-4) -> tuple[bool, float]:
-    """Does running the full plan in two pieces plus ``output_logits`` give ``model(...).logits``?
-
-    Run once per model before a sweep; a model whose forward treats ``inputs_embeds`` or its
-    logits differently from what ``prefix`` assumes is then evaluated plan by plan instead.
-    """
-    from glue_painters.rewire import num_layers
-    from glue_painters.plans import full_plan
-
-    t = num_layers(model)
+    """``prefix_share.split_is_exact`` on one row of ``tokens``: run once per model before a sweep;
+    a model whose forward treats ``inputs_embeds`` or its logits differently from what the walk
+    assumes is then evaluated plan by plan instead."""
     device = next(model.parameters()).device
-    ids = torch.tensor([tokens], device=device)
-    full = full_plan(t)
-    with rewired(model, full):
-        ref = model(input_ids=ids).logits.float()
-    if t < 2:
-        return True, 0.0
-    units = list(full.units())
-    inputs = {"input_ids": ids}
-    _, state = run_segment(model, Plan(tuple(units[:1])), inputs, None, capture=True)
-    final, _ = run_segment(model, Plan(tuple(units[1:])), inputs, state, capture=False)
-    diff = (output_logits(model, final).float() - ref).abs().max().item()
-    scale = max(1.0, ref.abs().max().item())
-    return diff <= atol * scale, diff
+    return split_is_exact(model, {"input_ids": torch.tensor([tokens], device=device)}, atol)

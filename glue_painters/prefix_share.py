@@ -9,8 +9,9 @@ A branch (a run of steps between two branch points) is itself a plan, put on the
 
 Two ways to start a branch from a hidden state, both used by a track:
 
-- the decoder track (``decoder_eval.prefix``) feeds it as ``inputs_embeds`` (exact for causal LMs,
-  whose forward does nothing to ``inputs_embeds`` before the first layer);
+- ``run_segment`` (the decoder track's ``decoder_eval.prefix`` and the calibration loss in
+  ``scores``) feeds it as ``inputs_embeds``: exact for causal LMs, whose forward does nothing to
+  ``inputs_embeds`` before the first layer, and checked per model by ``split_is_exact``;
 - ``run_from`` (the GLUE probe) runs the model's ordinary forward from the token ids and replaces
   the *input of the first entry of the rewired layer list* with the hidden state (a forward
   pre-hook on our own ``PlanStep`` module). Whatever the model does before its layers (BERT's
@@ -140,3 +141,56 @@ def run_from(model, segment: Plan, hidden: torch.Tensor | None, capture: bool, f
             for h in handles:
                 h.remove()
     return out, captured.get("h")
+
+
+# ---- causal LMs: a branch fed its start state as ``inputs_embeds`` ---------------------------------
+
+def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
+    """The model's logits from its final-normed hidden states (output embedding, Gemma's soft cap)."""
+    logits = model.get_output_embeddings()(hidden)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def run_segment(model, segment: Plan, inputs: dict, hidden: torch.Tensor | None, capture: bool):
+    """Run ``segment`` from ``hidden`` given as ``inputs_embeds`` (or from the token ids when None).
+    Returns the final-normed hidden states and, if ``capture``, the last step's output before the
+    final norm (the state the branches below start from)."""
+    captured = {}
+
+    def grab(module, args, out):
+        captured["h"] = out[0] if isinstance(out, tuple) else out
+
+    with rewired(model, segment):
+        handle = last_entry(model).register_forward_hook(grab) if capture else None
+        try:
+            feed = {"input_ids": inputs["input_ids"]} if hidden is None else {"inputs_embeds": hidden}
+            out = model.base_model(**feed, attention_mask=inputs.get("attention_mask"),
+                                   position_ids=inputs.get("position_ids"), use_cache=False)
+        finally:
+            if handle is not None:
+                handle.remove()
+    return out.last_hidden_state, captured.get("h")
+
+
+@torch.no_grad()
+def split_is_exact(model, inputs: dict, atol: float = 1e-4) -> tuple[bool, float]:
+    """Does the full plan run in two pieces (the second fed ``inputs_embeds``) plus
+    ``output_logits`` give the model's own logits on ``inputs``? Checked once per model before
+    sharing prefixes: a model whose forward transforms ``inputs_embeds`` or its logits otherwise
+    is then run plan by plan. Returns (exact, max abs difference)."""
+    from .plans import full_plan
+    from .rewire import num_layers
+
+    t = num_layers(model)
+    with rewired(model, full_plan(t)):
+        ref = model(**inputs, use_cache=False).logits.float()
+    if t < 2:
+        return True, 0.0
+    units = list(full_plan(t).units())
+    _, state = run_segment(model, Plan(tuple(units[:1])), inputs, None, capture=True)
+    final, _ = run_segment(model, Plan(tuple(units[1:])), inputs, state, capture=False)
+    diff = (output_logits(model, final).float() - ref).abs().max().item()
+    return diff <= atol * max(1.0, ref.abs().max().item()), diff

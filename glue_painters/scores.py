@@ -25,8 +25,8 @@ hidden state after the prefix as ``inputs_embeds``. Why that is needed here: on 
 CPU one 30-layer forward over 1k tokens takes ~30 s, and a greedy step's candidates (the current
 plan minus one layer) share on average half their layers. The split is checked once per model
 against a plain forward (``split_is_exact``); a model where it differs is run plan by plan.
-(``decoder_eval.prefix`` does the same for benchmark requests; this module keeps its own small
-trie so the core package does not depend on the decoder track.)
+(The trie and the ``inputs_embeds`` split live in ``prefix_share``, shared with the decoder track's
+benchmark scoring and the GLUE probe.)
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import UserError
+from .jsonl import jsonl_records
 from .plans import Plan, full_plan
-from .rewire import _get_list, num_layers, rewired
+from .prefix_share import PlanTrie, output_logits, run_segment, split_is_exact
+from .rewire import num_layers, rewired
 from .similarity import BUNDLED_TEXT, _boundary_hooks, read_documents
 from .variants import skip_one
 
@@ -119,15 +121,10 @@ def calibration_documents(source: str | os.PathLike | None = None, max_docs: int
         if not path.is_file():
             raise UserError(f"calibration source '{text}': {path} not found (set --data-dir or PAINTERS_DATA)")
         docs = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-                docs.append(_train_record_text(task, rec, f"{path}:{n}"))
-                if max_docs and len(docs) >= max_docs:
-                    break
+        for where, rec in jsonl_records(path):
+            docs.append(_train_record_text(task, rec, where))
+            if max_docs and len(docs) >= max_docs:
+                break
         return docs, f"{task}:train"
     return read_documents(text, max_docs), str(text)
 
@@ -187,15 +184,6 @@ def load_calibration(tokenizer, source=None, max_docs: int | None = 16, max_leng
 
 # ---- calibration loss ----------------------------------------------------------------------------
 
-def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
-    """Logits from final-normed hidden states (the model's output embedding, Gemma's soft cap)."""
-    logits = model.get_output_embeddings()(hidden)
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
-
-
 def _nll_sum(logits_of, batch: dict, chunk: int = 2) -> float:
     """Summed next-token NLL (float64) over the positions whose next token is real.
     ``logits_of(rows, keep)`` gives the logits of rows ``rows`` (a slice) at the positions
@@ -217,69 +205,6 @@ def _head(model, final: torch.Tensor):
     return lambda rows, keep: output_logits(model, final[rows, :-1][keep])
 
 
-class _Node:
-    __slots__ = ("children", "ends")
-
-    def __init__(self):
-        self.children: dict = {}
-        self.ends: list[str] = []
-
-
-def _trie(plans: Sequence[Plan]) -> _Node:
-    root = _Node()
-    for plan in plans:
-        node = root
-        for unit in plan.units():
-            node = node.children.setdefault(unit, _Node())
-        node.ends.append(plan.text)
-    return root
-
-
-def _edges(node: _Node):
-    """Each child path followed down while it neither branches nor ends a plan: (units, child)."""
-    for unit, child in node.children.items():
-        units = [unit]
-        while len(child.children) == 1 and not child.ends:
-            (unit, child), = child.children.items()
-            units.append(unit)
-        yield units, child
-
-
-def _run_segment(model, units, batch: dict, hidden, capture: bool):
-    """Run the steps ``units`` from token ids (``hidden`` None) or from ``hidden`` given as
-    ``inputs_embeds``; returns (final-normed output, output of the last step before the norm)."""
-    captured = {}
-    with rewired(model, Plan(tuple(units))):
-        entries = _get_list(model)
-        handle = entries[len(entries) - 1].register_forward_hook(
-            lambda mod, args, out: captured.__setitem__("h", out[0] if isinstance(out, tuple) else out)) \
-            if capture else None
-        try:
-            feed = {"input_ids": batch["input_ids"]} if hidden is None else {"inputs_embeds": hidden}
-            out = model.base_model(**feed, attention_mask=batch["attention_mask"], use_cache=False)
-        finally:
-            if handle is not None:
-                handle.remove()
-    return out.last_hidden_state, captured.get("h")
-
-
-@torch.no_grad()
-def split_is_exact(model, batch: dict, atol: float = 1e-4) -> tuple[bool, float]:
-    """Does the full plan run in two pieces (the second fed ``inputs_embeds``) give the model's
-    own logits? If not (a model that transforms ``inputs_embeds``), prefixes cannot be shared."""
-    t = num_layers(model)
-    small = {k: v[:1] for k, v in batch.items()}
-    with rewired(model, full_plan(t)):
-        ref = model(**small, use_cache=False).logits.float()
-    if t < 2:
-        return True, 0.0
-    units = list(full_plan(t).units())
-    _, state = _run_segment(model, units[:1], small, None, capture=True)
-    final, _ = _run_segment(model, units[1:], small, state, capture=False)
-    diff = (output_logits(model, final).float() - ref).abs().max().item()
-    return diff <= atol * max(1.0, ref.abs().max().item()), diff
-
-
 class CalibrationLoss:
     """``loss(plan)``: mean next-token NLL of ``model`` under ``plan`` on the calibration set.
 
@@ -297,7 +222,7 @@ class CalibrationLoss:
         self.num_layers = num_layers(model)
         self.device = next(model.parameters()).device
         self.layer_runs = 0  # layer executions per token actually run (for reporting the saving)
-        self.share_prefix = share_prefix and split_is_exact(model, self._batch(0))[0]
+        self.share_prefix = share_prefix and split_is_exact(model, {k: v[:1] for k, v in self._batch(0).items()})[0]
 
     def describe(self) -> dict:
         return {"objective": "calibration_nll", "model": self.model_id, "layers": self.num_layers,
@@ -330,23 +255,24 @@ class CalibrationLoss:
                         bar.update(1)
                         del logits
                     continue
-                self._walk(_trie(unique), batch, None, sums, bar)
+                self._walk(unique, batch, sums, bar)
         finally:
             bar.close()
         n = self.calibration.n_predicted
         return [sums[p.text] / n for p in plans]
 
-    def _walk(self, node: _Node, batch, hidden, sums, bar):
-        for units, child in _edges(node):
-            below = bool(child.children)
-            final, state = _run_segment(self.model, units, batch, hidden, capture=below)
-            self.layer_runs += sum(len(getattr(u, "members", (0,))) for u in units)
-            for text in child.ends:
-                sums[text] += _nll_sum(_head(self.model, final), batch)
-                bar.update(1)
-            del final
-            if below:
-                self._walk(child, batch, state, sums, bar)
+    def _walk(self, plans: list[Plan], batch: dict, sums: dict, bar) -> None:
+        trie = PlanTrie(plans)
+        self.layer_runs += trie.layer_executions()
+
+        def run_edge(segment, hidden, capture):
+            return run_segment(self.model, segment, batch, hidden, capture)
+
+        def on_end(text, final):
+            sums[text] += _nll_sum(_head(self.model, final), batch)
+            bar.update(1)
+
+        trie.walk(run_edge, on_end)
 
 
 def perplexity(loss: float) -> float:

@@ -10,13 +10,13 @@ the cosine between two boundaries; the matrix is the mean over every real token 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from .jsonl import jsonl_records
 from .plans import Plan
 from .rewire import ParallelMember, _get_list, apply_plan, arch_of, current_plan, num_layers, remove_plan
 from .variants import full
@@ -50,16 +50,10 @@ def read_documents(path: str | Path | None = None, max_docs: int | None = None) 
         raise UserError(f"text file not found: {path}")
     docs: list[str] = []
     if path.suffix == ".jsonl":
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            text = row.get("text") or row.get("sentence") if isinstance(row, dict) else None
+        for where, row in jsonl_records(path):
+            text = row.get("text") or row.get("sentence")
             if not isinstance(text, str):
-                raise UserError(f"{path}:{n}: no 'text' or 'sentence' field")
+                raise UserError(f"{where}: no 'text' or 'sentence' field")
             docs.append(text)
     else:
         docs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]

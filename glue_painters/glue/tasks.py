@@ -15,13 +15,13 @@ task's label set); a bad row is a ``UserError`` naming the file and line.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..jsonl import jsonl_records
 
 
 @dataclass(frozen=True)
@@ -125,17 +125,7 @@ def check_row(task: Task, row, where: str) -> dict:
 
 
 def read_jsonl(task: Task, path: Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{where}: not valid JSON ({e.msg})") from None
-            rows.append(check_row(task, obj, where))
+    rows = [check_row(task, obj, where) for where, obj in jsonl_records(path)]
     if not rows:
         raise UserError(f"{path}: no rows")
     return rows
