@@ -185,3 +185,20 @@ def test_glue_skip_one_plans_make_fig2(tmp_path):
     # "0-2,4-5" is skip_one:i=3's plan: the sweep stores it once, under the spec's label
     assert not any(c.variant.startswith("custom") for c in g.cells.values())
     assert draw_per_layer(g).png[:4] == b"\x89PNG"
+
+
+def test_glue_rows_with_extra_seeds_on_some_tasks(tmp_path):
+    """A sweep that added seeds on some tasks only (minilm_cpu_seeds.yaml): each cell averages
+    what it has, the seeds column says "1–2", and the GLUE average claims no spread it lacks."""
+    from glue_painters.report.html import group_table
+
+    write_glue_store(tmp_path, modes=("finetune",), seeds=(0,), variants=("skip",), tasks=("rte", "sst2"))
+    write_glue_store(tmp_path, modes=("finetune",), seeds=(1,), variants=("skip",), tasks=("sst2",))
+    (g,) = load_groups(tmp_path)
+    full = g.full()
+    assert [len(full.raw[t]) for t in ("rte", "sst2")] == [1, 2]
+    assert full.headline.seeds == 1 and full.headline.std is None
+    table = group_table(g)
+    row = next(r for r in table.rows if r[0] == "full")
+    assert row[4] == "1–2"
+    assert "±" in row[table.header.index("sst2")] and "±" not in row[table.header.index("rte")]

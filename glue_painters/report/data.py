@@ -356,7 +356,8 @@ def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Gro
             if len(means) == len(task_list):
                 per_seed = [glue_average({t: s[t] for t in task_list}) for s in seeds_of[key].values()
                             if all(t in s for t in task_list)]
-                c.headline = Stat(glue_average(means), stat(per_seed).std, len(seeds_of[key]))
+                # the spread (and its seed count) only over seeds that ran every task
+                c.headline = Stat(glue_average(means), stat(per_seed).std, len(per_seed))
             # the findings' scale: the normalized median over the tasks above chance only
             if reliable and all(c.per_task.get(t) for t in reliable):
                 rel_seed = [statistics.median((s[t] - chance[t]) / (full_score[t] - chance[t]) for t in reliable)

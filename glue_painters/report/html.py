@@ -53,6 +53,14 @@ def _num(s, digits: int, std=None) -> str:
     return f"{s:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
 
+def _seed_count(c) -> str:
+    """How many seeds a row's scores average: "3", or "1–3" when its benchmarks ran different
+    numbers of seeds (a sweep that added seeds on some tasks only), so no row claims more than
+    each of its cells holds."""
+    counts = sorted({len(v) for v in c.raw.values()}) or [0]
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+
+
 def group_table(g: Group) -> Table:
     """variant × N × k (× i) → headline (mean ± std over seeds) and each benchmark.
 
@@ -70,9 +78,9 @@ def group_table(g: Group) -> Table:
             else:
                 s = c.task_stat(t)
                 cells.append(_num(s.mean, digits, s.std))
-        seeds = max([len(v) for v in c.raw.values()] or [0])
         rows.append([c.variant, "" if c.n is None else str(c.n), "" if c.k is None else str(c.k),
-                     "" if c.i is None else str(c.i), str(seeds), _num(c.headline.mean, digits, c.headline.std)] + cells)
+                     "" if c.i is None else str(c.i), _seed_count(c), _num(c.headline.mean, digits, c.headline.std)]
+                    + cells)
     notes = []
     used = ", ".join(g.reliable) or "no benchmark"
     if g.track == "decoder":
