@@ -202,3 +202,31 @@ def test_glue_rows_with_extra_seeds_on_some_tasks(tmp_path):
     row = next(r for r in table.rows if r[0] == "full")
     assert row[4] == "1–2"
     assert "±" in row[table.header.index("sst2")] and "±" not in row[table.header.index("rte")]
+
+
+def test_glue_chance_is_the_majority_label_when_the_rows_are_here(tmp_path, monkeypatch):
+    """A fine-tune that learned nothing answers one class; on an unbalanced split that beats
+    uniform guessing, so the report's chance is the majority label's score on the very rows the
+    records were scored on (found by the data file's hash in the record key), else guessing."""
+    import json
+
+    from glue_painters.glue.sweep import _file_sha
+    from glue_painters.report.data import glue_majority
+
+    data = tmp_path / "data" / "rte"
+    data.mkdir(parents=True)
+    rows = [{"sentence1": f"p{i}", "sentence2": f"h{i}", "label": 0 if i < 8 else 1, "idx": i} for i in range(10)]
+    (data / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setenv("PAINTERS_DATA", str(tmp_path / "data"))
+    glue_majority.cache_clear()
+    sha = {"rte": {"train": "sha", "validation": _file_sha(str(data / "validation.jsonl"))}}
+    write_glue_store(tmp_path / "res", modes=("probe",), seeds=(0,), variants=("skip",), tasks=("rte", "sst2"), data=sha)
+    (g,) = load_groups(tmp_path / "res")
+    assert g.chance["rte"] == pytest.approx(80.0)  # 8 of 10 rows are label 0: a constant 0 scores 80
+    assert "rte" in g.flagged and "chance 80.0" in g.flagged["rte"]  # the fixture's full model: 67
+    assert g.chance["sst2"] == pytest.approx(50.0) and "sst2" not in g.flagged  # no file here: guessing
+    (data / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:9]))  # other rows now
+    glue_majority.cache_clear()
+    (g,) = load_groups(tmp_path / "res")
+    assert g.chance["rte"] == pytest.approx(50.0) and "rte" not in g.flagged
+    glue_majority.cache_clear()

@@ -119,7 +119,7 @@ def glue_quality(variant: str, n: int | None, T: int = GLUE_T, k: int | None = N
 
 def write_glue_store(root: Path, model: str = "tinybert", modes=("finetune", "probe"), seeds=(0, 1),
                      variants=("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel"),
-                     tasks=tuple(GLUE_TASKS), plans=()) -> int:
+                     tasks=tuple(GLUE_TASKS), plans=(), data=None) -> int:
     from glue_painters.glue.sweep import RunSpec, _record, key_fields
 
     store = ResultsStore(root)
@@ -144,7 +144,7 @@ def write_glue_store(root: Path, model: str = "tinybert", modes=("finetune", "pr
                     rec = _record(spec, plan, model, td, {"metrics": {"accuracy": score / 100}, "score": score},
                                   {"time_s": 1.0})
                     kf = key_fields("fp:fixture", plan, spec, {"lr": 1e-3, "mode": mode},
-                                    {"train": 100, "eval": None, "seed": 0}, {"train": "sha"})
+                                    {"train": 100, "eval": None, "seed": 0}, (data or {}).get(task, {"train": "sha"}))
                     if not store.has("glue", kf):  # as the sweep: a plan runs once, under its first label
                         store.put("glue", kf, rec)
                         count += 1

@@ -90,8 +90,10 @@ def group_table(g: Group) -> Table:
         notes.append(f"task score ×100 (mean of the task's official metrics), mean ± std over seeds; "
                      f"GLUE average = the paper's unnormalized mean over {', '.join(g.tasks)} (‡ tasks included, "
                      f"as in the paper); the findings' normalized median uses {used}")
-        notes.append("‡ = the full model does not clear uniform guessing by more than 3 standard errors (binomial "
-                     "SE on the evaluation rows, combined with the seeds' spread), the decoder track's rule")
+        notes.append("‡ = the full model does not clear chance by more than 3 standard errors (binomial SE on the "
+                     "evaluation rows, combined with the seeds' spread), the decoder track's rule; chance = the "
+                     "better of uniform guessing and always answering the evaluation rows' majority label (when "
+                     "the rows can be re-read here)")
     for t, why in g.flagged.items():
         if g.track == "decoder":
             notes.append(f"‡ {t}: {why}: left out of the {g.headline_name} (raw score in parentheses)")
