@@ -18,9 +18,9 @@ code, not re-implemented here:
   (``glue_majority``: a fine-tune that learned nothing predicts one class, which on MRPC beats
   guessing by 14 points), and the binomial standard error of the full model's score on the
   evaluation rows, with the decoder track's ``FACTOR``: a task where the full model does not
-  clear chance by that margin is flagged (‡) in every table and plot. The average keeps it, as the paper's
-  unnormalized average does (no ratio of noise to noise is formed there); the normalized median
-  the findings use leaves it out, as the decoder median does.
+  clear chance by that margin is flagged (‡) in every table and plot. The average keeps it, as
+  the paper's unnormalized average does (no ratio of noise to noise is formed there); the
+  normalized median the findings use leaves it out, as the decoder median does.
 
 For the findings both tracks also get a *relative* headline: the normalized median
 (score − chance) / (full − chance) over the unflagged tasks, so claims compare like with like.
@@ -240,8 +240,8 @@ def glue_majority(task: str, data: str, subset: str) -> float | None:
 
 
 def glue_chance(task: str) -> float:
-    """Expected task score (×100) of guessing uniformly at random, an upper bound where it depends
-    on the label balance the records do not hold.
+    """Expected task score (×100) of guessing uniformly at random: the chance level when the
+    evaluation rows cannot be re-read (``glue_majority`` then gives none).
 
     accuracy tasks: 100/#labels; CoLA (Matthews) and STS-B (Pearson/Spearman): 0; MRPC/QQP (mean
     of F1 and accuracy): accuracy 50 and F1 at most 2/3 (uniform guessing's F1 is 2p/(2p+1) for a
