@@ -2,8 +2,9 @@
 
 Benchmark splits, GLUE tasks, calibration text and similarity documents are all JSON Lines; a
 broken line must stop the run with the file and line named, whichever track reads it. ``datasets``
-would load these files too, but its JSON loader reports a bad line as a pyarrow parse error
-without the line number, and it caches a copy of every file it reads.
+would load these files too, but on a bad line it raises a bare ``DatasetGenerationError`` (the
+row, counted from 0, is only in a logged pyarrow message), and it writes an Arrow copy of every
+file into its cache.
 """
 
 from __future__ import annotations

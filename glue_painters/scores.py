@@ -243,27 +243,27 @@ class CalibrationLoss:
         sums = {p.text: 0.0 for p in unique}
         bar = tqdm(total=len(self.calibration.batches) * len(unique), desc=f"calibration loss ({len(unique)} plans)",
                    disable=not self.progress, leave=False)
+        trie = PlanTrie(unique, share=self.share_prefix)
         try:
             for b in range(len(self.calibration.batches)):
-                batch = self._batch(b)
-                if not self.share_prefix:  # fallback: every plan from the ids, the model's own logits
-                    for p in unique:
-                        with rewired(self.model, p):
-                            logits = self.model(**batch, use_cache=False).logits
-                        sums[p.text] += _nll_sum(lambda rows, keep: logits[rows, :-1][keep], batch)
-                        self.layer_runs += p.executions
-                        bar.update(1)
-                        del logits
-                    continue
-                self._walk(unique, batch, sums, bar)
+                self._walk(trie, self._batch(b), sums, bar)
         finally:
             bar.close()
         n = self.calibration.n_predicted
         return [sums[p.text] / n for p in plans]
 
-    def _walk(self, plans: list[Plan], batch: dict, sums: dict, bar) -> None:
-        trie = PlanTrie(plans)
+    def _walk(self, trie: PlanTrie, batch: dict, sums: dict, bar) -> None:
+        """Add each plan's summed NLL on ``batch`` to ``sums``: shared prefixes once, or (the
+        fallback, ``trie.share`` False) every plan from the ids with the model's own logits."""
         self.layer_runs += trie.layer_executions()
+        if not trie.share:
+            for text, p in trie.plans.items():
+                with rewired(self.model, p):
+                    logits = self.model(**batch, use_cache=False).logits
+                sums[text] += _nll_sum(lambda rows, keep: logits[rows, :-1][keep], batch)
+                bar.update(1)
+                del logits
+            return
 
         def run_edge(segment, hidden, capture):
             return run_segment(self.model, segment, batch, hidden, capture)
