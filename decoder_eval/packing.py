@@ -105,6 +105,13 @@ class Batch:
 
 
 def can_pack(model) -> bool:
+    """Packed rows restart positions inside a row (``position_ids``) and mask across items (a 4-D
+    mask): only an attention implementation that takes such a mask, in a model whose forward
+    takes ``position_ids`` by name (BLOOM's ALiBi has none: it would silently ignore them)."""
+    import inspect
+
+    if "position_ids" not in inspect.signature(model.forward).parameters:
+        return False
     return getattr(model.config, "_attn_implementation", None) in PACKING_ATTENTION
 
 

@@ -42,6 +42,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state
 
+from .slot_cache import locate_cache
+
 try:  # transformers >= 5: output-capturing hooks are active only while this holds a dict
     from transformers.utils.output_capturing import _active_collector
 except Exception:  # pragma: no cover - other transformers versions
@@ -194,29 +196,29 @@ class _BatchClass:
             self._stack_key = key
         return self._stack
 
-    def run(self, hidden, args: tuple, kwargs: dict, cache_kwarg: str | None) -> list[torch.Tensor]:
+    def run(self, hidden, args: tuple, kwargs: dict) -> list[torch.Tensor]:
         """The members' outputs (hidden states), in the order of ``positions``."""
         if _active_collector is not None and _active_collector.get():
             raise Unbatchable("transformers is recording layer outputs (output_hidden_states/attentions)",
                               transient=True)
         if _foreign_hooks(self.layers):
             raise Unbatchable("a forward hook is registered on a member layer", transient=True)
-        cache = kwargs.get(cache_kwarg) if cache_kwarg else None
+        site, cache = locate_cache(args, kwargs)
         past_k = past_v = static_start = None
         if cache is not None:
             past_k, past_v, static_start = _gather_past(cache, self.slots)
-        kwargs = {k: v for k, v in kwargs.items() if k != cache_kwarg}
+            args, kwargs = site.remove(args, kwargs)
         params, buffers = self._stacked()
         base = self.layers[0]
         extra: dict[str, Any] = {}
 
         def one(p, b, pk, pv):
-            member_kwargs = dict(kwargs)
+            member_args, member_kwargs = args, kwargs
             mc = None
             if cache is not None:
                 mc = _MemberCache(pk, pv, static_start)
-                member_kwargs[cache_kwarg] = mc
-            out = functional_call(base, (p, b), (hidden,) + tuple(args), member_kwargs, strict=True)
+                member_args, member_kwargs = site.replace(args, kwargs, mc)
+            out = functional_call(base, (p, b), (hidden,) + tuple(member_args), dict(member_kwargs), strict=True)
             if isinstance(out, tuple):
                 if any(o is not None for o in out[1:]):
                     raise Unbatchable("the layer returns more than its hidden state (e.g. attention weights)")
@@ -242,13 +244,13 @@ class _BatchClass:
 class BatchedGroup:
     """The batched runner of one parallel group, shared (as a plain object) by its member entries.
 
-    ``members`` are (position in group, layer module, cache slot, layer type) in entry order.
+    ``members`` are (position in group, layer module, cache slot, kind) in entry order; members
+    of one kind (layer type and ``layer_signature``) run as one vmapped call.
     ``output(position, ...)`` returns that member's output hidden state, computing its whole class
     on first request, or ``None`` when the class runs as the loop.
     """
 
-    def __init__(self, members: list[tuple[int, nn.Module, int, Any]], cache_kwarg: str | None):
-        self.cache_kwarg = cache_kwarg
+    def __init__(self, members: list[tuple[int, nn.Module, int, Any]]):
         by_type: dict[Any, list] = {}
         for pos, layer, slot, kind in members:
             by_type.setdefault(kind, []).append((pos, layer, slot))
@@ -274,7 +276,7 @@ class BatchedGroup:
         if cls.broken is not None or id(cls) in self.loop_now:
             return None
         try:
-            outs = cls.run(hidden, args, kwargs, self.cache_kwarg)
+            outs = cls.run(hidden, args, kwargs)
         except Unbatchable as e:
             if e.transient:  # this call only (the next may differ, e.g. no outputs recorded)
                 self.loop_now.add(id(cls))
@@ -289,6 +291,33 @@ class BatchedGroup:
         for pos, out in zip(cls.positions, outs):
             self.results[pos] = out
         return self.results.pop(position)
+
+
+_NOT_SETTINGS = {"training", "layer_idx", "layer_index"}
+
+
+def _setting(value, identities: bool):
+    """A hashable stand-in for one plain attribute (objects such as the shared config by identity,
+    or by type alone when ``identities`` is off)."""
+    if isinstance(value, (bool, int, float, str, type(None))):
+        return value
+    if isinstance(value, (tuple, list)) and all(isinstance(v, (bool, int, float, str, type(None))) for v in value):
+        return tuple(value)
+    return ("id", id(value)) if identities else ("object", type(value).__name__)
+
+
+def layer_signature(layer: nn.Module, identities: bool = True) -> tuple:
+    """Everything about a layer other than its weights and its index that its forward may read:
+    each submodule's class and plain attributes (SmolLM3 sets ``use_rope`` per layer, Gemma
+    ``is_sliding``). Members whose signatures differ must not be merged into one vmapped call,
+    which would run every member with the first member's settings."""
+    out = []
+    for name, module in layer.named_modules():
+        settings = tuple(sorted((k, _setting(v, identities)) for k, v in vars(module).items()
+                                if not k.startswith("_") and k not in _NOT_SETTINGS
+                                and not isinstance(v, (torch.Tensor, nn.Module))))
+        out.append((name, type(module).__name__, settings))
+    return tuple(out)
 
 
 def _structure_mismatch(layers: list[nn.Module]) -> str | None:

@@ -16,88 +16,54 @@ outputs (each including its residual, as in the paper's code). A repeated layer 
 entries wrapping the same module, each with its own cache slot, so generation with the KV cache
 equals generation without it.
 
-Cache slots: attention modules write ``past_key_values.update(k, v, self.layer_idx)`` with the
-layer's *original* index. An entry passes the layer a ``SlotCache`` view that turns that into the
-entry's own slot. Nothing on the HF modules is changed; all rewiring state lives in the swapped-in
-``RewiredLayers`` list (our own module), so removing it restores the model exactly.
+Cache slots: attention modules write ``cache.update(k, v, self.layer_idx)`` with the layer's
+*original* index. An entry finds the cache among its call's arguments by type and passes the layer
+a ``SlotCache`` view that turns every layer index into the entry's own slot (slot_cache.py, with
+the guard that refuses a call whose layer wrote its cache around the view). Nothing on the HF
+modules is changed; all rewiring state lives in the swapped-in ``RewiredLayers`` list (our own
+module), so removing it restores the model exactly.
 
-Per-architecture knowledge is the ``ARCHITECTURES`` table: where the list lives under the base
-model, which keyword (if any) carries the cache into a layer, and whether a parallel group's
-members may run as one batched (vmapped) computation (``parallel="batched"``, see batched.py).
+Per-architecture knowledge is small: where the layer list lives is found by structure
+(architectures.py, with a table of overrides), per-layer config fields by their length, the cache
+by its type.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass
+import weakref
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .batched import BatchedGroup
-from .errors import UserError
+from .architectures import ARCHITECTURES, Arch, RewireError, arch_of, base_of, find_layer_list, per_layer_fields
+from .batched import BatchedGroup, layer_signature
 from .plans import Layer, Parallel, Plan
+from .slot_cache import SlotCache, SlotGuard, locate_cache
+
+__all__ = ["ARCHITECTURES", "Arch", "RewireError", "apply_plan", "remove_plan", "rewired", "current_plan",
+           "original_layers", "num_layers", "parallel_mode", "materialize", "export_plan"]
 
 PARALLEL_MODES = ("loop", "batched")
 
 
-@dataclass(frozen=True)
-class Arch:
-    """Where the layer list lives (dotted path under ``model.base_model``), and the keyword a
-    layer receives its KV cache by (``None`` for encoders, which run without one)."""
-
-    layers: str
-    cache_kwarg: str | None = "past_key_values"
-    # config fields that hold one value per layer and must follow the plan
-    per_layer_fields: tuple[str, ...] = ("layer_types",)
-    # parallel="batched" may vmap the layer's forward over stacked member parameters (tested
-    # equal to the loop on the tiny model in tests/test_rewire_batched.py); False: always the loop
-    batchable: bool = True
-
-
-# model_type -> Arch. A new architecture is one row; see ``arch_of`` for the error that says so.
-ARCHITECTURES: dict[str, Arch] = {
-    "llama": Arch("layers"),
-    "mistral": Arch("layers"),
-    "qwen2": Arch("layers"),
-    "gemma3_text": Arch("layers"),
-    # no tiny model of these in tests/tiny.py, so batched is not claimed for them
-    "gemma2": Arch("layers", batchable=False),
-    "olmo2": Arch("layers", batchable=False),
-    "phi3": Arch("layers", batchable=False),
-    "gpt_neox": Arch("layers", cache_kwarg="layer_past"),
-    "bert": Arch("encoder.layer", cache_kwarg=None),
-    "roberta": Arch("encoder.layer", cache_kwarg=None),
-    "mpnet": Arch("encoder.layer", cache_kwarg=None),
-}
-
-
-class RewireError(UserError):
-    """A model or plan the rewiring cannot handle; the message says what to do."""
-
-
-def _base(model: nn.Module) -> nn.Module:
-    return getattr(model, "base_model", model)
-
-
-def arch_of(model: nn.Module) -> Arch:
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type not in ARCHITECTURES:
-        raise RewireError(
-            f"glue-painters does not know where the layers of model_type '{model_type}' "
-            f"({type(model).__name__}) live. Add a row to glue_painters.rewire.ARCHITECTURES, e.g. "
-            f"ARCHITECTURES['{model_type}'] = Arch('layers', cache_kwarg='past_key_values'), giving "
-            f"the layer list's path under model.base_model and the keyword its layers take the cache by."
-        )
-    return ARCHITECTURES[model_type]
+_PATHS: "weakref.WeakKeyDictionary[nn.Module, str]" = weakref.WeakKeyDictionary()
 
 
 def _layer_list_owner(model: nn.Module) -> tuple[nn.Module, str]:
-    owner = _base(model)
-    *parents, name = arch_of(model).layers.split(".")
+    """The module holding the layer list and its attribute name: a rewired list of ours if one is
+    on, else the list found by structure (architectures.find_layer_list), remembered per model."""
+    path = _PATHS.get(model)
+    if path is None:
+        base = base_of(model)
+        path = next((n for n, m in base.named_modules() if isinstance(m, RewiredLayers)), None)
+        path = path or find_layer_list(model)
+        _PATHS[model] = path
+    owner = base_of(model)
+    *parents, name = path.split(".")
     for p in parents:
         owner = getattr(owner, p)
     return owner, name
@@ -109,34 +75,9 @@ def _get_list(model: nn.Module) -> nn.ModuleList:
 
 
 def _config(model: nn.Module):
-    return _base(model).config
-
-
-# ---- cache view ---------------------------------------------------------------------------------
-class SlotCache:
-    """A view of a cache in which every layer index means one fixed slot.
-
-    Attention modules call ``update(k, v, self.layer_idx)``; their ``layer_idx`` is the layer's
-    original position, not the step it runs at, so the view replaces it with the step's slot.
-    Every other attribute is the real cache's.
-    """
-
-    __slots__ = ("_cache", "_slot")
-
-    def __init__(self, cache, slot: int):
-        self._cache = cache
-        self._slot = slot
-
-    def update(self, key_states, value_states, layer_idx=None, *args, **kwargs):
-        return self._cache.update(key_states, value_states, self._slot, *args, **kwargs)
-
-    def get_seq_length(self, layer_idx=None, *args, **kwargs):
-        return self._cache.get_seq_length(self._slot, *args, **kwargs)
-
-    def __getattr__(self, name):
-        if name in SlotCache.__slots__:  # not set yet (torch.compile builds it field by field): no recursion
-            raise AttributeError(name)
-        return getattr(self._cache, name)
+    config = base_of(model).config
+    getter = getattr(config, "get_text_config", None)
+    return getter() if callable(getter) else config
 
 
 def _hidden(out):
@@ -149,22 +90,36 @@ def _with_hidden(out, hidden):
 
 # ---- list entries -------------------------------------------------------------------------------
 class PlanStep(nn.Module):
-    """One executed layer: calls the shared layer module with the cache seen through its slot."""
+    """One executed layer: calls the shared layer module with the cache seen through its slot.
 
-    def __init__(self, layer: nn.Module, layer_index: int, slot: int, cache_kwarg: str | None):
+    Public attributes the model's forward reads off its layers (``attention_type``, by which Gemma3
+    and others pick each layer's mask) are the layer's own: looked up on it, never copied.
+    """
+
+    def __init__(self, layer: nn.Module, layer_index: int, slot: int):
         super().__init__()
         self.layer = layer
         self.layer_index = layer_index
         self.slot = slot
-        self.cache_kwarg = cache_kwarg
-        if hasattr(layer, "attention_type"):  # some models pick masks by it
-            self.attention_type = layer.attention_type
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            layer = self.__dict__.get("_modules", {}).get("layer")
+            if layer is None or name.startswith("_"):
+                raise
+            return getattr(layer, name)
 
     def _call(self, hidden_states, args, kwargs):
-        cache = kwargs.get(self.cache_kwarg) if self.cache_kwarg else None
-        if cache is not None:
-            kwargs = dict(kwargs, **{self.cache_kwarg: SlotCache(cache, self.slot)})
-        return self.layer(hidden_states, *args, **kwargs)
+        site, cache = locate_cache(args, kwargs)
+        if cache is None:
+            return self.layer(hidden_states, *args, **kwargs)
+        args, kwargs = site.replace(args, kwargs, SlotCache(cache, self.slot))
+        guard = SlotGuard(cache, self.slot, self.layer_index)
+        out = self.layer(hidden_states, *args, **kwargs)
+        guard.check(f"layer {self.layer_index} (step {self.slot})")
+        return out
 
     def forward(self, hidden_states, *args, **kwargs):
         return self._call(hidden_states, args, kwargs)
@@ -187,9 +142,9 @@ class ParallelMember(PlanStep):
     """A member of a parallel group. Every member runs on the group's input; members pass that
     input on unchanged, and the last one returns the mean of all members' outputs."""
 
-    def __init__(self, layer, layer_index, slot, cache_kwarg, buffer: _GroupBuffer, first: bool, last: bool,
+    def __init__(self, layer, layer_index, slot, buffer: _GroupBuffer, first: bool, last: bool,
                  position: int = 0):
-        super().__init__(layer, layer_index, slot, cache_kwarg)
+        super().__init__(layer, layer_index, slot)
         self.first, self.last, self.position = first, last, position
         self._buffer = buffer  # plain object, not a module: shared by the group's members
 
@@ -231,25 +186,25 @@ class RewiredLayers(nn.ModuleList):
         object.__setattr__(self, "parallel", parallel)
 
 
-def _entries(plan: Plan, layers: nn.ModuleList, cache_kwarg, batched: bool = False,
-             layer_types=None) -> list[PlanStep]:
+def _entries(plan: Plan, layers: nn.ModuleList, batched: bool = False, layer_types=None) -> list[PlanStep]:
     """One entry per executed layer. With ``batched``, each parallel group gets a BatchedGroup
-    runner whose classes are the members of equal layer type (``config.layer_types``: members of
-    different types get different masks and rotary tables, so they cannot share one call)."""
+    runner whose classes are the members of equal kind: equal layer type (``config.layer_types``:
+    members of different types get different masks and rotary tables, so they cannot share one
+    call) and equal per-layer settings (``layer_signature``: e.g. SmolLM3's ``use_rope``)."""
     entries: list[PlanStep] = []
     for unit in plan.units():
         if isinstance(unit, Layer):
-            entries.append(PlanStep(layers[unit.index], unit.index, len(entries), cache_kwarg))
+            entries.append(PlanStep(layers[unit.index], unit.index, len(entries)))
             continue
         m, start = len(unit.members), len(entries)
         runner = None
         if batched:
-            kinds = [layer_types[i] if layer_types is not None else None for i in unit.members]
-            runner = BatchedGroup([(j, layers[i], start + j, kinds[j]) for j, i in enumerate(unit.members)],
-                                  cache_kwarg)
+            kinds = [(layer_types[i] if layer_types is not None else None, layer_signature(layers[i]))
+                     for i in unit.members]
+            runner = BatchedGroup([(j, layers[i], start + j, kinds[j]) for j, i in enumerate(unit.members)])
         buf = _GroupBuffer(runner)
         for j, i in enumerate(unit.members):
-            entries.append(ParallelMember(layers[i], i, len(entries), cache_kwarg, buf, j == 0, j == m - 1, j))
+            entries.append(ParallelMember(layers[i], i, len(entries), buf, j == 0, j == m - 1, j))
     return entries
 
 
@@ -296,21 +251,19 @@ def apply_plan(model: nn.Module, plan: Plan | str, parallel: str = "loop") -> nn
     if isinstance(plan, str):
         plan = Plan.parse(plan)
     remove_plan(model)
-    original = _get_list(model)
+    owner, name = _layer_list_owner(model)
+    original = getattr(owner, name)
     plan.validate(len(original))
     config = _config(model)
     if getattr(config, "is_heterogeneous", False):
         raise RewireError("models with a heterogeneous per_layer_config are not supported yet")
     saved = {"num_hidden_layers": config.num_hidden_layers}
     batched = parallel == "batched" and arch.batchable and not plan.is_sequential
-    entries = _entries(plan, original, arch.cache_kwarg, batched, getattr(config, "layer_types", None))
-    for field in arch.per_layer_fields:
-        values = getattr(config, field, None)
-        if values is not None:
-            saved[field] = values
-            setattr(config, field, [values[e.layer_index] for e in entries])
+    entries = _entries(plan, original, batched, getattr(config, "layer_types", None))
+    for field, values in per_layer_fields(config, len(original)).items():
+        saved[field] = getattr(config, field)
+        setattr(config, field, [values[e.layer_index] for e in entries])
     config.num_hidden_layers = len(entries)
-    owner, name = _layer_list_owner(model)
     setattr(owner, name, RewiredLayers(entries, plan, original, saved, "batched" if batched else "loop"))
     return model
 
@@ -354,13 +307,14 @@ def materialize(model: nn.Module, plan: Plan | str) -> nn.Module:
             f"plan '{plan.text}' has a parallel group: only skip/reorder/repeat plans can be saved as "
             "an ordinary checkpoint (keep the plan text with the original model instead)"
         )
-    arch = arch_of(model)
+    arch_of(model)
     out = copy.deepcopy(model)
     remove_plan(out)
-    original = _get_list(out)
+    owner, name = _layer_list_owner(out)
+    original = getattr(owner, name)
     plan.validate(len(original))
     config = _config(out)
-    per_layer = {f: getattr(config, f) for f in arch.per_layer_fields if getattr(config, f, None) is not None}
+    per_layer = per_layer_fields(config, len(original))
     new_layers, order = [], [u.index for u in plan.units()]
     for pos, i in enumerate(order):
         layer = original[i] if order.index(i) == pos else copy.deepcopy(original[i])
@@ -371,8 +325,40 @@ def materialize(model: nn.Module, plan: Plan | str) -> nn.Module:
     for field, values in per_layer.items():
         setattr(config, field, [values[i] for i in order])
     config.num_hidden_layers = len(order)
-    owner, name = _layer_list_owner(out)
     setattr(owner, name, nn.ModuleList(new_layers))
+    _check_rebuilds(out, owner, name, plan)
+    return out
+
+
+def _check_rebuilds(model: nn.Module, owner: nn.Module, name: str, plan: Plan) -> None:
+    """Refuse an export whose config would not rebuild the layers it holds.
+
+    ``from_pretrained`` builds each layer from the config by its position (DeepSeek-V3's first
+    ``first_k_dense_replace`` layers have a dense MLP, Qwen2-MoE's ``mlp_only_layers`` ...). A
+    plan that moves a layer to a position built differently would reload with missing weights or
+    other settings: a different model under the same plan text. So the model the config builds
+    (on the meta device: no memory, no time) must have the same parameters and per-layer settings.
+    """
+    with torch.device("meta"):
+        fresh = type(model)(copy.deepcopy(model.config))
+    fresh_layers = getattr(_walk(fresh, owner, model), name)
+    ours = getattr(owner, name)
+    for pos, (a, b) in enumerate(zip(ours, fresh_layers)):
+        shapes_a = {k: tuple(v.shape) for k, v in a.state_dict().items()}
+        shapes_b = {k: tuple(v.shape) for k, v in b.state_dict().items()}
+        if shapes_a != shapes_b or layer_signature(a, identities=False) != layer_signature(b, identities=False):
+            raise RewireError(
+                f"plan '{plan.text}' cannot be exported for model_type '{model.config.model_type}': its config "
+                f"builds position {pos} as a different kind of layer than the one the plan puts there, so the "
+                "saved checkpoint would reload as another model (use the plan on the original model instead)")
+
+
+def _walk(fresh: nn.Module, owner: nn.Module, model: nn.Module) -> nn.Module:
+    """The module of ``fresh`` at the path where ``owner`` sits in ``model``."""
+    path = next(n for n, m in model.named_modules() if m is owner)
+    out = fresh
+    for part in filter(None, path.split(".")):
+        out = getattr(out, part)
     return out
 
 

@@ -10,6 +10,8 @@ the cosine between two boundaries; the matrix is the mean over every real token 
 
 from __future__ import annotations
 
+import inspect
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .jsonl import jsonl_records
 from .plans import Plan
-from .rewire import ParallelMember, _get_list, apply_plan, arch_of, current_plan, num_layers, remove_plan
+from .rewire import ParallelMember, _get_list, apply_plan, current_plan, num_layers, remove_plan
 from .variants import full
 
 BUNDLED_TEXT = Path(__file__).parent / "data" / "wikitext2_sample.txt"
@@ -62,6 +64,11 @@ def read_documents(path: str | Path | None = None, max_docs: int | None = None) 
     return docs[:max_docs] if max_docs else docs
 
 
+def _takes_use_cache(body) -> bool:
+    """Decoders take ``use_cache`` (and would build a cache nobody reads); encoders do not."""
+    return "use_cache" in inspect.signature(body.forward).parameters
+
+
 def _boundary_hooks(model, store: list):
     """Hooks on the rewired list's entries that append each step's output (and the first input)."""
     entries = _get_list(model)
@@ -98,7 +105,7 @@ def layer_similarity(model, tokenizer, documents: list[str], plan: Plan | str | 
             try:
                 # the body alone: the boundaries are all inside it, and a vocabulary-sized head
                 # would cost more than several layers
-                body(**batch, **({"use_cache": False} if arch_of(model).cache_kwarg else {}))
+                body(**batch, **({"use_cache": False} if _takes_use_cache(body) else {}))
             finally:
                 for h in hooks:
                     h.remove()

@@ -20,6 +20,10 @@ from glue_painters.rewire import current_plan, rewired
 from test_decoder_fixtures import byte_tokenizer, data_dir, one_thread, tiny_lm  # noqa: F401
 
 T = tiny.LAYERS
+# models whose forward transforms ``inputs_embeds`` before the first layer (learned positions
+# added, an embedding LayerNorm): a prefix cannot be handed on as ``inputs_embeds``, the exactness
+# check says so, and the engine runs them plan by plan
+EMBEDS_TRANSFORMED = {"gpt2", "opt", "bloom"}
 PLANS = [variants.build("full", T), variants.build("skip", T, n=1), variants.build("reverse", T, n=0),
          variants.build("random", T, n=1, seed=3), variants.build("parallel", T, n=2),
          variants.build("looped_parallel", T, n=1, k=3), variants.build("middle_repeat", T, n=2)]
@@ -45,11 +49,11 @@ def test_shared_prefixes_and_packed_rows_equal_scoring_each_plan_from_scratch(ar
     model, tok = tiny_lm(arch), byte_tokenizer()
     data = load_tasks(["lambada_openai", "arc_easy", "hellaswag", "winogrande"], data_dir)
     scorer = LoglikelihoodScorer(model, tok, batch_size=3)
-    assert scorer.pack  # sdpa: one row per item where the sliding window allows
+    assert scorer.pack == (arch != "bloom")  # sdpa: one row per item (not ALiBi: no position_ids)
     for name, task_data in data.items():
         requests = [r for it in task_data.items for r in it.requests]
         got = scorer.score(scorer.prepare([it.requests for it in task_data.items]), PLANS)
-        assert scorer.share_prefix, "check_exact must accept every supported architecture"
+        assert scorer.share_prefix == (arch not in EMBEDS_TRANSFORMED), "check_exact's verdict"
         for plan in PLANS:
             want = reference(model, tok, plan, requests)
             for (ll, greedy), (ll_ref, greedy_ref) in zip(got[plan.text], want, strict=True):
@@ -61,7 +65,10 @@ def test_shared_prefixes_and_packed_rows_equal_scoring_each_plan_from_scratch(ar
 @pytest.mark.parametrize("arch", list(tiny.DECODERS))
 def test_split_forward_is_bit_exact(arch):
     ok, diff = check_exact(tiny_lm(arch), list(range(5, 17)))
-    assert ok and diff == 0.0
+    if arch in EMBEDS_TRANSFORMED:
+        assert not ok and diff > 0
+    else:
+        assert ok and diff == 0.0
 
 
 def test_packing_rows_share_contexts_and_respect_sliding_windows(data_dir):

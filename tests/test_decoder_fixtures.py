@@ -39,7 +39,7 @@ VOCAB = 257
 
 def tiny_lm(arch: str = "llama", seed: int = 0):
     """A tiny random decoder (tests/tiny.py) with its vocabulary widened to the byte tokenizer."""
-    model = tiny.make(arch, seed)
+    model = tiny.make(arch, seed, attn=None)  # the default attention (sdpa where there is one)
     torch.manual_seed(seed + 1)
     model.resize_token_embeddings(VOCAB, mean_resizing=False)
     model.config.pad_token_id = VOCAB - 1

@@ -63,3 +63,21 @@ def test_minilm_loads_as_bert():
         ref = model(**batch).last_hidden_state
         with rewired(model, "0-5"):
             assert torch.equal(model(**batch).last_hidden_state, ref)
+
+
+@pytest.mark.parametrize("spec", ["skip:n=7", "middle_repeat:n=7", "reverse:n=10", "looped_parallel:n=10,k=3"])
+def test_smollm2_cached_decoding_equals_uncached_forward_step_by_step(smollm2, spec):
+    """The failure transformers 5.24 brought (cache keyword renamed): SmolLM2 under
+    middle_repeat:n=7 decoded with the cache differed from the uncached forward by logits up to 46.
+    Every decoding step's logits must equal one uncached forward's."""
+    model, tok = smollm2
+    plan = variants.resolve(spec, 30)
+    ids = tok(PARAGRAPH, return_tensors="pt")["input_ids"][:, :24]
+    with rewired(model, plan), torch.no_grad():
+        full = model(input_ids=ids, use_cache=False).logits
+        out = model(input_ids=ids[:, :16], use_cache=True)
+        steps = [out.logits[:, -1]]
+        for t in range(16, ids.shape[1]):
+            out = model(input_ids=ids[:, t:t + 1], past_key_values=out.past_key_values, use_cache=True)
+            steps.append(out.logits[:, -1])
+    torch.testing.assert_close(torch.stack(steps, 1), full[:, 15:], rtol=0, atol=1e-4)
