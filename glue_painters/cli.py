@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     "glue_painters.commands",
     "decoder_eval.cli",
     "decoder_eval.heal",
+    "decoder_eval.speculative",
     "glue_painters.glue.cli",
     "glue_painters.report.cli",
     "glue_painters.search_cli",

@@ -1,0 +1,271 @@
+"""Self-speculative decoding: a rewired plan of the model drafts, the full model verifies.
+
+A skipped, parallel or looped plan of the same model is a cheap draft sharing every weight with
+the full model (``glue_painters.draft.draft_view``: a second module tree over the same tensors).
+transformers' assisted generation (``generate(..., assistant_model=draft)``) does the rest: the
+draft proposes ``draft_tokens`` tokens, the full model scores them in one forward and keeps the
+longest prefix it agrees with (greedy), or applies the speculative-sampling acceptance rule
+(sampling), so the output is the full model's. Nothing here re-implements that loop; what
+transformers lacks and this module adds is the measurement: per plan, acceptance, tokens per
+verification, ms per token, the speed-up over plain greedy decoding of the full model timed in
+the same run, and a token-for-token exactness check against that plain greedy output.
+
+How the counts are taken: temporary forward pre-hooks count the full model's calls (each is one
+verification, the first also the prefill) and the draft's calls (each proposes one token).
+``accepted = new tokens - verifications`` (every verification adds one token of the full model's
+own after the accepted draft tokens); ``acceptance = accepted / proposed``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from glue_painters.draft import draft_view
+from glue_painters.errors import UserError
+from glue_painters.jsonl import jsonl_records
+from glue_painters.plans import Plan
+
+from .data import resolve_data_dir
+
+PROMPT_SOURCES = ("gsm8k", "wikitext")
+
+
+def load_prompts(spec: str, data_dir=None) -> list[str]:
+    """Prompts from ``gsm8k:N`` (the first N test questions as lm-eval's gsm8k prompt ends,
+    ``Question: ...\\nAnswer:``) and/or ``wikitext:N`` (openings: the first 200 characters of the
+    first N WikiText-2 test paragraphs), comma separated."""
+    folder = resolve_data_dir(data_dir)
+    if folder == "hub":
+        raise UserError("speculative prompts are read from a local data folder (--data-dir), not the hub")
+    prompts: list[str] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, count = part.partition(":")
+        if name not in PROMPT_SOURCES or not count.isdigit() or int(count) < 1:
+            raise UserError(f"prompt set '{part}': write SOURCE:N with SOURCE one of {', '.join(PROMPT_SOURCES)}, N >= 1")
+        n = int(count)
+        if name == "gsm8k":
+            path = Path(folder) / "gsm8k" / "test.jsonl"
+            if not path.exists():
+                raise UserError(f"{path} not found (set --data-dir or PAINTERS_DATA)")
+            rows = [row for _, row in zip(range(n), (r for _, r in jsonl_records(path)))]
+            prompts += [f"Question: {row['question']}\nAnswer:" for row in rows]
+        else:
+            path = Path(folder) / "wikitext2" / "test.txt"
+            if not path.exists():
+                raise UserError(f"{path} not found (set --data-dir or PAINTERS_DATA)")
+            # one paragraph a line; the lines between them hold a space, headings are " = Title = "
+            paras = [p.strip() for p in path.read_text(encoding="utf-8").splitlines()
+                     if len(p.strip()) > 200 and not p.strip().startswith("=")]
+            prompts += [p[:200] for p in paras[:n]]
+    if not prompts:
+        raise UserError(f"no prompts in '{spec}'")
+    return prompts
+
+
+@dataclass
+class SpecResult:
+    """One plan as a draft over a prompt set (times in ms, summed over prompts)."""
+
+    plan: str
+    draft_tokens: int
+    adaptive: bool
+    prompts: int
+    new_tokens: int
+    verifications: int
+    draft_calls: int
+    acceptance: float
+    tokens_per_verification: float
+    ms_per_token: float
+    baseline_ms_per_token: float
+    speedup: float
+    exact: bool | None  # greedy: output equal to plain greedy token for token; sampling: None
+
+
+class _Calls:
+    """Counts forward calls of one module while in a ``with`` block (a removable hook)."""
+
+    def __init__(self, module):
+        self.module, self.count, self._hook = module, 0, None
+
+    def __enter__(self):
+        self._hook = self.module.register_forward_pre_hook(lambda m, a: self._add())
+        return self
+
+    def _add(self):
+        self.count += 1
+
+    def __exit__(self, *exc):
+        self._hook.remove()
+
+
+def _configure_draft(draft, draft_tokens: int, adaptive: bool) -> None:
+    cfg = draft.generation_config
+    cfg.num_assistant_tokens = draft_tokens
+    # heuristic_transient: +2 after a fully accepted round, -1 otherwise, reset for every prompt
+    cfg.num_assistant_tokens_schedule = "heuristic_transient" if adaptive else "constant"
+    cfg.assistant_confidence_threshold = 0.0  # a fixed length means fixed: no early stop on doubt
+
+
+def _generate(model, ids, max_new_tokens: int, pad_id: int, sample: dict | None, draft=None):
+    kw = dict(max_new_tokens=max_new_tokens, pad_token_id=pad_id, attention_mask=torch.ones_like(ids))
+    kw.update(dict(do_sample=True, **sample) if sample else dict(do_sample=False))
+    if draft is not None:
+        kw["assistant_model"] = draft
+    with torch.no_grad():
+        return model.generate(ids, **kw)[0, ids.shape[1]:]
+
+
+def greedy_outputs(model, tokenizer, prompts: list[str], max_new_tokens: int) -> tuple[list[torch.Tensor], float]:
+    """Plain greedy decoding of the full model: the outputs and the seconds it took."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    outs, seconds = [], 0.0
+    for text in prompts:
+        ids = tokenizer(text, return_tensors="pt")["input_ids"].to(model.device)
+        start = time.perf_counter()
+        outs.append(_generate(model, ids, max_new_tokens, pad, None))
+        seconds += time.perf_counter() - start
+    return outs, seconds
+
+
+def speculative_run(model, tokenizer, plan: Plan | str, prompts: list[str], max_new_tokens: int = 48,
+                    draft_tokens: int = 4, adaptive: bool = False, parallel: str = "loop",
+                    sample: dict | None = None, seed: int = 0,
+                    baseline: tuple[list[torch.Tensor], float] | None = None) -> SpecResult:
+    """Decode ``prompts`` with ``plan`` drafting for ``model``; compare with plain greedy decoding
+    (``baseline``: its outputs and seconds, computed here when not given)."""
+    if draft_tokens < 1:
+        raise UserError(f"--draft-tokens must be >= 1, got {draft_tokens}")
+    plan = Plan.parse(plan) if isinstance(plan, str) else plan
+    if baseline is None:
+        baseline = greedy_outputs(model, tokenizer, prompts, max_new_tokens)
+    reference, base_seconds = baseline
+    draft = draft_view(model, plan, parallel)
+    _configure_draft(draft, draft_tokens, adaptive)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    new_tokens = base_tokens = 0
+    seconds, exact = 0.0, True
+    with _Calls(model) as verify, _Calls(draft) as proposed:
+        for i, text in enumerate(prompts):
+            ids = tokenizer(text, return_tensors="pt")["input_ids"].to(model.device)
+            torch.manual_seed(seed + i)
+            start = time.perf_counter()
+            out = _generate(model, ids, max_new_tokens, pad, sample, draft)
+            seconds += time.perf_counter() - start
+            new_tokens += len(out)
+            base_tokens += len(reference[i])
+            exact = exact and torch.equal(out.cpu(), reference[i].cpu())
+    del draft
+    accepted = new_tokens - verify.count
+    return SpecResult(
+        plan=plan.text, draft_tokens=draft_tokens, adaptive=adaptive, prompts=len(prompts), new_tokens=new_tokens,
+        verifications=verify.count, draft_calls=proposed.count,
+        acceptance=round(accepted / proposed.count, 4) if proposed.count else 0.0,
+        tokens_per_verification=round(new_tokens / max(1, verify.count), 3),
+        ms_per_token=round(1000 * seconds / max(1, new_tokens), 2),
+        baseline_ms_per_token=round(1000 * base_seconds / max(1, base_tokens), 2),
+        speedup=round((base_seconds / max(1, base_tokens)) / (seconds / max(1, new_tokens)), 3),
+        exact=None if sample else exact,
+    )
+
+
+def markdown(results: list[SpecResult], header: str) -> str:
+    lines = [header, "", "| plan | draft tokens | acceptance | tokens / verification | ms / token | "
+             "greedy ms / token | speed-up | exact |", "|---|---:|---:|---:|---:|---:|---:|:-:|"]
+    for r in sorted(results, key=lambda r: -r.speedup):
+        mark = "—" if r.exact is None else ("✓" if r.exact else "✗")
+        lines.append(f"| `{r.plan}` | {r.draft_tokens}{' (adaptive)' if r.adaptive else ''} | {r.acceptance:.3f} | "
+                     f"{r.tokens_per_verification:.2f} | {r.ms_per_token:.1f} | {r.baseline_ms_per_token:.1f} | "
+                     f"{r.speedup:.2f}x | {mark} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: list[SpecResult], out: Path, header: str, meta: dict) -> None:
+    """``out``.json (every field, the command) and ``out``.md (the table), written whole."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {**meta, "results": [asdict(r) for r in results]}
+    tmp_json, tmp_md = out.with_suffix(".json.tmp"), out.with_suffix(".md.tmp")
+    tmp_json.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    tmp_md.write_text(markdown(results, header), encoding="utf-8")
+    tmp_json.replace(out.with_suffix(".json"))
+    tmp_md.replace(out.with_suffix(".md"))
+
+
+# ---- command line -----------------------------------------------------------------------------------
+def _run_cli(args) -> int:
+    import shlex
+    import sys
+
+    from glue_painters.models import load_model
+    from glue_painters.rewire import num_layers
+    from glue_painters.variants import resolve
+
+    if args.max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if args.draft_tokens < 1:
+        raise UserError(f"--draft-tokens must be >= 1, got {args.draft_tokens}")
+    out = Path(args.out) if args.out else None
+    if out is not None and (out.with_suffix(".md").is_dir() or (out.parent.exists() and not out.parent.is_dir())):
+        raise UserError(f"--out {out}: not a file path one can write (a folder of that name, or its parent is a file)")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {args.device}: CUDA is not available on this machine")
+    prompts = load_prompts(args.prompts, args.data_dir)
+    model, tok = load_model(args.model, device=args.device)
+    t = num_layers(model)
+    plans = [resolve(spec, t) for spec in args.plans]
+    sample = dict(temperature=args.temperature, top_k=args.top_k) if args.sample else None
+    print(f"{len(prompts)} prompts, {args.max_new_tokens} new tokens each; plain greedy decoding first ...",
+          file=sys.stderr)
+    greedy_outputs(model, tok, prompts[:1], 4)  # warm-up: first-call costs stay out of the timings
+    baseline = greedy_outputs(model, tok, prompts, args.max_new_tokens)
+    results = []
+    for plan in plans:
+        r = speculative_run(model, tok, plan, prompts, args.max_new_tokens, args.draft_tokens, args.adaptive,
+                            args.parallel, sample, args.seed, baseline)
+        results.append(r)
+        mark = "—" if r.exact is None else ("exact" if r.exact else "NOT EXACT")
+        print(f"{r.plan:32s} acceptance {r.acceptance:.3f}  {r.tokens_per_verification:.2f} tok/verify  "
+              f"{r.ms_per_token:.1f} ms/tok (greedy {r.baseline_ms_per_token:.1f})  {r.speedup:.2f}x  {mark}")
+    if out is not None:
+        command = "painters speculative " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        header = (f"# Self-speculative decoding: {args.model}\n\nA plan of the model drafts {args.draft_tokens} "
+                  f"tokens{' (adaptive)' if args.adaptive else ''}, the full model verifies "
+                  f"({'sampling' if sample else 'greedy'}); {len(prompts)} prompts ({args.prompts}), "
+                  f"{args.max_new_tokens} new tokens each, torch threads {torch.get_num_threads()}, device "
+                  f"{args.device}.\nSpeed-up = plain greedy ms/token of the full model (timed in the same run) ÷ "
+                  f"speculative ms/token. Exact = output equal to plain greedy token for token.\n\n"
+                  f"Command: `{command}`")
+        write_report(results, out, header, {"model": args.model, "command": command, "prompts": args.prompts,
+                                            "max_new_tokens": args.max_new_tokens, "threads": torch.get_num_threads()})
+        print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+    return 0 if all(r.exact is not False for r in results) else 1
+
+
+def add_subparsers(sub) -> None:
+    p = sub.add_parser(
+        "speculative", help="self-speculative decoding: a rewired plan drafts, the full model verifies",
+        description=__doc__.split("\n\n")[0] + " Reports acceptance, tokens per verification, ms per "
+        "token and the speed-up over plain greedy decoding, and checks greedy output is exact.")
+    p.add_argument("--model", default="smollm2", help="alias, local folder or hub id (default: smollm2)")
+    p.add_argument("--plans", nargs="+", required=True, metavar="PLAN",
+                   help="draft plans: variant specs (skip:n=8, parallel:n=10, looped_parallel:n=10,k=3) or plan text")
+    p.add_argument("--prompts", default="gsm8k:8,wikitext:8", help="prompt sets, SOURCE:N comma separated "
+                   f"(sources: {', '.join(PROMPT_SOURCES)}; default gsm8k:8,wikitext:8)")
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--draft-tokens", type=int, default=4, help="tokens the draft proposes per verification")
+    p.add_argument("--adaptive", action="store_true",
+                   help="adapt the draft length per prompt (+2 after a fully accepted round, -1 otherwise)")
+    p.add_argument("--parallel", choices=["loop", "batched"], default="loop", help="how the draft runs parallel groups")
+    p.add_argument("--sample", action="store_true", help="sampling with the speculative acceptance rule (not greedy)")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder laid out like shared/data (default: $PAINTERS_DATA, "
+                   "else ../shared/data)")
+    p.add_argument("--out", metavar="PATH", help="write PATH.md and PATH.json (e.g. reports/speculative_smollm2_cpu)")
+    p.set_defaults(func=_run_cli)
