@@ -1,4 +1,7 @@
-"""Self-speculative decoding: a rewired plan of the model drafts, the full model verifies.
+"""``painters speculative``: prompt sets, the command and its report (the measurement itself is
+``glue_painters.speculative``).
+
+Self-speculative decoding: a rewired plan of the model drafts, the full model verifies.
 
 A skipped, parallel or looped plan of the same model is a cheap draft sharing every weight with
 the full model (``glue_painters.draft.draft_view``: a second module tree over the same tensors).
@@ -19,16 +22,14 @@ own after the accepted draft tokens); ``acceptance = accepted / proposed``.
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from glue_painters.draft import draft_view
 from glue_painters.errors import UserError
 from glue_painters.jsonl import jsonl_records
-from glue_painters.plans import Plan
+from glue_painters.speculative import SpecResult, greedy_outputs, speculative_run  # noqa: F401
 
 from .data import resolve_data_dir
 
@@ -65,112 +66,6 @@ def load_prompts(spec: str, data_dir=None) -> list[str]:
     if not prompts:
         raise UserError(f"no prompts in '{spec}'")
     return prompts
-
-
-@dataclass
-class SpecResult:
-    """One plan as a draft over a prompt set (times in ms, summed over prompts)."""
-
-    plan: str
-    draft_tokens: int
-    adaptive: bool
-    prompts: int
-    new_tokens: int
-    verifications: int
-    draft_calls: int
-    acceptance: float
-    tokens_per_verification: float
-    ms_per_token: float
-    baseline_ms_per_token: float
-    speedup: float
-    exact: bool | None  # greedy: output equal to plain greedy token for token; sampling: None
-
-
-class _Calls:
-    """Counts forward calls of one module while in a ``with`` block (a removable hook)."""
-
-    def __init__(self, module):
-        self.module, self.count, self._hook = module, 0, None
-
-    def __enter__(self):
-        self._hook = self.module.register_forward_pre_hook(lambda m, a: self._add())
-        return self
-
-    def _add(self):
-        self.count += 1
-
-    def __exit__(self, *exc):
-        self._hook.remove()
-
-
-def _configure_draft(draft, draft_tokens: int, adaptive: bool) -> None:
-    cfg = draft.generation_config
-    cfg.num_assistant_tokens = draft_tokens
-    # heuristic_transient: +2 after a fully accepted round, -1 otherwise, reset for every prompt
-    cfg.num_assistant_tokens_schedule = "heuristic_transient" if adaptive else "constant"
-    cfg.assistant_confidence_threshold = 0.0  # a fixed length means fixed: no early stop on doubt
-
-
-def _generate(model, ids, max_new_tokens: int, pad_id: int, sample: dict | None, draft=None):
-    kw = dict(max_new_tokens=max_new_tokens, pad_token_id=pad_id, attention_mask=torch.ones_like(ids))
-    kw.update(dict(do_sample=True, **sample) if sample else dict(do_sample=False))
-    if draft is not None:
-        kw["assistant_model"] = draft
-    with torch.no_grad():
-        return model.generate(ids, **kw)[0, ids.shape[1]:]
-
-
-def greedy_outputs(model, tokenizer, prompts: list[str], max_new_tokens: int) -> tuple[list[torch.Tensor], float]:
-    """Plain greedy decoding of the full model: the outputs and the seconds it took."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    outs, seconds = [], 0.0
-    for text in prompts:
-        ids = tokenizer(text, return_tensors="pt")["input_ids"].to(model.device)
-        start = time.perf_counter()
-        outs.append(_generate(model, ids, max_new_tokens, pad, None))
-        seconds += time.perf_counter() - start
-    return outs, seconds
-
-
-def speculative_run(model, tokenizer, plan: Plan | str, prompts: list[str], max_new_tokens: int = 48,
-                    draft_tokens: int = 4, adaptive: bool = False, parallel: str = "loop",
-                    sample: dict | None = None, seed: int = 0,
-                    baseline: tuple[list[torch.Tensor], float] | None = None) -> SpecResult:
-    """Decode ``prompts`` with ``plan`` drafting for ``model``; compare with plain greedy decoding
-    (``baseline``: its outputs and seconds, computed here when not given)."""
-    if draft_tokens < 1:
-        raise UserError(f"--draft-tokens must be >= 1, got {draft_tokens}")
-    plan = Plan.parse(plan) if isinstance(plan, str) else plan
-    if baseline is None:
-        baseline = greedy_outputs(model, tokenizer, prompts, max_new_tokens)
-    reference, base_seconds = baseline
-    draft = draft_view(model, plan, parallel)
-    _configure_draft(draft, draft_tokens, adaptive)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    new_tokens = base_tokens = 0
-    seconds, exact = 0.0, True
-    with _Calls(model) as verify, _Calls(draft) as proposed:
-        for i, text in enumerate(prompts):
-            ids = tokenizer(text, return_tensors="pt")["input_ids"].to(model.device)
-            torch.manual_seed(seed + i)
-            start = time.perf_counter()
-            out = _generate(model, ids, max_new_tokens, pad, sample, draft)
-            seconds += time.perf_counter() - start
-            new_tokens += len(out)
-            base_tokens += len(reference[i])
-            exact = exact and torch.equal(out.cpu(), reference[i].cpu())
-    del draft
-    accepted = new_tokens - verify.count
-    return SpecResult(
-        plan=plan.text, draft_tokens=draft_tokens, adaptive=adaptive, prompts=len(prompts), new_tokens=new_tokens,
-        verifications=verify.count, draft_calls=proposed.count,
-        acceptance=round(accepted / proposed.count, 4) if proposed.count else 0.0,
-        tokens_per_verification=round(new_tokens / max(1, verify.count), 3),
-        ms_per_token=round(1000 * seconds / max(1, new_tokens), 2),
-        baseline_ms_per_token=round(1000 * base_seconds / max(1, base_tokens), 2),
-        speedup=round((base_seconds / max(1, base_tokens)) / (seconds / max(1, new_tokens)), 3),
-        exact=None if sample else exact,
-    )
 
 
 def markdown(results: list[SpecResult], header: str) -> str:
@@ -248,8 +143,10 @@ def _run_cli(args) -> int:
 def add_subparsers(sub) -> None:
     p = sub.add_parser(
         "speculative", help="self-speculative decoding: a rewired plan drafts, the full model verifies",
-        description=__doc__.split("\n\n")[0] + " Reports acceptance, tokens per verification, ms per "
-        "token and the speed-up over plain greedy decoding, and checks greedy output is exact.")
+        description="Self-speculative decoding: a rewired plan of the model drafts (sharing every weight), the full "
+        "model verifies, so the output is the full model's. Reports acceptance, tokens per verification, ms per "
+        "token and the speed-up over plain greedy decoding timed in the same run, and checks greedy output is "
+        "exact (exit 1 if not).")
     p.add_argument("--model", default="smollm2", help="alias, local folder or hub id (default: smollm2)")
     p.add_argument("--plans", nargs="+", required=True, metavar="PLAN",
                    help="draft plans: variant specs (skip:n=8, parallel:n=10, looped_parallel:n=10,k=3) or plan text")

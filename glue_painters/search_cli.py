@@ -104,6 +104,12 @@ def add_subparsers(sub) -> None:
                         "reports/search_scores_<model>.json if it exists)")
     r.add_argument("--cost", default="executions",
                    help="'executions' (default), 'latency' (reports/latency_<model>.json) or latency:FILE")
+    r.add_argument("--objective", choices=["loss", "speculative"], default="loss",
+                   help="loss: least calibration loss (default); speculative: the best draft for self-speculative "
+                        "decoding, greatest estimated speed-up (greedy acceptance measured on the openings of the "
+                        "calibration texts x the draft's relative cost in layer executions)")
+    r.add_argument("--draft-tokens", type=int, default=4, help="speculative: tokens the draft proposes (default 4)")
+    r.add_argument("--new-tokens", type=int, default=16, help="speculative: tokens decoded per prompt (default 16)")
     r.set_defaults(func=cmd_run)
 
     v = ss.add_parser("verdict", help="benchmark the plans found next to equal-cost baselines",
@@ -256,6 +262,10 @@ def cmd_run(args) -> int:
 
     cost, cost_name = _cost(args, _model_name(args))
     model, tok, calib, objective, folder = _setup(args)
+    if args.objective == "speculative":
+        from .speculative import objective_for_search
+
+        objective, folder = objective_for_search(model, tok, calib, folder, args.draft_tokens, args.new_tokens)
     t = num_layers(model)
     for b in args.budget:
         if cost_name == "executions" and not 1 <= b < t:
@@ -294,6 +304,11 @@ def cmd_run(args) -> int:
                                      population=args.population, seeds=seeds, cost=cost, max_times=args.max_times,
                                      drop_weights=weights, run_file=run_file, progress=progress)
     seconds = time.perf_counter() - start
+    if args.objective == "speculative":
+        from .speculative import print_drafts
+
+        print_drafts(args.model, found, memo, folder, seconds, t, args.draft_tokens, args.new_tokens)
+        return 0
     full = memo.many([full_plan(t)])[0]
     print(f"{args.model}: calibration {calib.source} ({calib.n_tokens} tokens), full loss {full:.4f} "
           f"(perplexity {perplexity(full):.2f})")

@@ -120,3 +120,21 @@ def test_smollm2_speculative_greedy_is_exact(tmp_path):
     assert code == 0  # exit 1 would mean an output differed from plain greedy
     text = out.with_suffix(".md").read_text()
     assert text.count("| ✓ |") == 2 and "0-12,18-29" in text
+
+
+def test_the_search_finds_drafts_by_estimated_speedup():
+    """The speculative objective: the identity draft is accepted always but costs a full forward
+    per proposal, so its estimated speed-up is exactly 1; the greedy search returns a draft within
+    each budget whose estimate it reports, from exact (greedy-equal) runs only."""
+    from glue_painters import search
+    from glue_painters.speculative import SpeculativeObjective
+
+    model, tok = tiny_lm("llama"), byte_tokenizer()
+    objective = SpeculativeObjective(model, tok, PROMPTS[:1], max_new_tokens=12, draft_tokens=3)
+    assert objective(variants.full(T)) == pytest.approx(-1.0)
+    memo = search.Memo(objective)
+    found = search.greedy(memo, T, [6], progress=False)
+    for budget, f in found.items():
+        assert f.executions <= budget
+        assert f.value == pytest.approx(objective(f.plan))
+    assert objective.describe()["objective"] == "speculative_speedup"
