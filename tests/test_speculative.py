@@ -138,3 +138,17 @@ def test_the_search_finds_drafts_by_estimated_speedup():
         assert f.executions <= budget
         assert f.value == pytest.approx(objective(f.plan))
     assert objective.describe()["objective"] == "speculative_speedup"
+
+
+def test_the_benchmark_takes_the_drafts_of_finished_searches(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bench_spec", Path(__file__).parents[1] / "benchmarks" / "speculative.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    folder = tmp_path / "smollm2" / "abc" / "speculative-x-k2-n8"
+    folder.mkdir(parents=True)
+    (folder / "run-greedy-1.json").write_text('{"done": true, "found": {"27": {"plan": "0-14,16-28"}}}')
+    (folder / "run-greedy-2.json").write_text('{"done": false, "found": {"26": {"plan": "0-13,16-28"}}}')
+    assert bench.searched_drafts(tmp_path) == ["0-14,16-28"]
