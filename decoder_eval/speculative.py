@@ -92,7 +92,6 @@ def write_report(results: list[SpecResult], out: Path, header: str, meta: dict) 
 
 # ---- command line -----------------------------------------------------------------------------------
 def _run_cli(args) -> int:
-    import shlex
     import sys
 
     from glue_painters.models import load_model
@@ -126,7 +125,7 @@ def _run_cli(args) -> int:
         print(f"{r.plan:32s} acceptance {r.acceptance:.3f}  {r.tokens_per_verification:.2f} tok/verify  "
               f"{r.ms_per_token:.1f} ms/tok (greedy {r.baseline_ms_per_token:.1f})  {r.speedup:.2f}x  {mark}")
     if out is not None:
-        command = "painters speculative " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        command = _command(args)
         header = (f"# Self-speculative decoding: {args.model}\n\nA plan of the model drafts {args.draft_tokens} "
                   f"tokens{' (adaptive)' if args.adaptive else ''}, the full model verifies "
                   f"({'sampling' if sample else 'greedy'}); {len(prompts)} prompts ({args.prompts}), "
@@ -138,6 +137,26 @@ def _run_cli(args) -> int:
                                             "max_new_tokens": args.max_new_tokens, "threads": torch.get_num_threads()})
         print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
     return 0 if all(r.exact is not False for r in results) else 1
+
+
+def _command(args) -> str:
+    """The command that reproduces this run, from the parsed options (not ``sys.argv``: a script
+    such as benchmarks/speculative.py may be what called us)."""
+    import shlex
+
+    parts = ["painters speculative", "--model", args.model, "--plans", *args.plans, "--prompts", args.prompts,
+             "--max-new-tokens", str(args.max_new_tokens), "--draft-tokens", str(args.draft_tokens)]
+    if args.adaptive:
+        parts.append("--adaptive")
+    if args.parallel != "loop":
+        parts += ["--parallel", args.parallel]
+    if args.sample:
+        parts += ["--sample", "--temperature", str(args.temperature), "--top-k", str(args.top_k), "--seed", str(args.seed)]
+    if args.device != "cpu":
+        parts += ["--device", args.device]
+    if args.out:
+        parts += ["--out", args.out]
+    return " ".join(parts[:1] + [shlex.quote(p) for p in parts[1:]])
 
 
 def add_subparsers(sub) -> None:

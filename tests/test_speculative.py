@@ -120,6 +120,7 @@ def test_smollm2_speculative_greedy_is_exact(tmp_path):
     assert code == 0  # exit 1 would mean an output differed from plain greedy
     text = out.with_suffix(".md").read_text()
     assert text.count("| ✓ |") == 2 and "0-12,18-29" in text
+    assert "Command: `painters speculative --model smollm2 --plans skip:n=12 looped_parallel:n=12,k=3 --prompts" in text
 
 
 def test_the_search_finds_drafts_by_estimated_speedup():
