@@ -15,7 +15,7 @@ from transformers import AutoModel, AutoModelForCausalLM
 from glue_painters import variants
 from glue_painters.plans import Plan
 from glue_painters.rewire import RewireError, current_plan, export_plan, original_layers, rewired
-from tiny import ALL, DECODERS, LAYERS, make
+from tiny import ALL, DECODERS, LAYERS, cached_and_uncached, make
 
 T = LAYERS
 SEQUENTIAL = {
@@ -101,15 +101,9 @@ def test_cached_decoding_step_by_step_equals_one_uncached_forward(arch, name):
     model = make(arch)
     ids, _ = _inputs(batch=1, length=10)
     name, _, mode = name.partition("/")
-    with rewired(model, CACHED[name], parallel=mode or "loop"), torch.no_grad():
-        full = model(input_ids=ids, use_cache=False).logits
-        out = model(input_ids=ids[:, :4], use_cache=True)
-        steps = [out.logits[:, -1]]
-        for t in range(4, ids.shape[1]):
-            out = model(input_ids=ids[:, t:t + 1], past_key_values=out.past_key_values, use_cache=True)
-            steps.append(out.logits[:, -1])
-    cached = torch.stack(steps, dim=1)
-    torch.testing.assert_close(cached, full[:, 3:], rtol=0, atol=1e-5)
+    with rewired(model, CACHED[name], parallel=mode or "loop"):
+        cached, uncached = cached_and_uncached(model, ids, prefill=4)
+    torch.testing.assert_close(cached, uncached, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("arch", sorted(ALL))

@@ -82,3 +82,16 @@ def make(name: str, seed: int = 0, attn: str | None = "eager"):
     model = ALL[name](attn)
     model.eval()
     return model
+
+
+@torch.no_grad()
+def cached_and_uncached(model, ids, prefill: int):
+    """Logits of decoding ``ids`` with the KV cache (a prefill of ``prefill`` tokens, then one token
+    at a time) and of one uncached forward, at the same positions: (cached, uncached)."""
+    full = model(input_ids=ids, use_cache=False).logits
+    out = model(input_ids=ids[:, :prefill], use_cache=True)
+    steps = [out.logits[:, -1]]
+    for t in range(prefill, ids.shape[1]):
+        out = model(input_ids=ids[:, t:t + 1], past_key_values=out.past_key_values, use_cache=True)
+        steps.append(out.logits[:, -1])
+    return torch.stack(steps, dim=1), full[:, prefill - 1:]
