@@ -95,7 +95,13 @@ def find_layer_list(model: nn.Module) -> str:
     """
     arch = arch_of(model)
     base = base_of(model)
-    if arch.layers is not None:
+    if arch.layers is not None:  # an override: it must name a module list
+        target = base
+        for part in arch.layers.split("."):
+            target = getattr(target, part, None)
+        if not isinstance(target, nn.ModuleList):
+            raise RewireError(f"ARCHITECTURES row for '{model.config.model_type}' names '{arch.layers}', which is "
+                              f"not a module list under {type(base).__name__}")
         return arch.layers
     count = _expected_count(model)
     found = []
@@ -121,15 +127,6 @@ def find_layer_list(model: nn.Module) -> str:
             f"ARCHITECTURES['{model_type}'] = Arch(layers='<the one its forward loops over>') in "
             "glue_painters.architectures")
     return nearest[0]
-
-
-def layer_list_owner(model: nn.Module) -> tuple[nn.Module, str]:
-    """The module holding the layer list, and the attribute name it is held under."""
-    owner = base_of(model)
-    *parents, name = find_layer_list(model).split(".")
-    for p in parents:
-        owner = getattr(owner, p)
-    return owner, name
 
 
 def per_layer_fields(config, count: int) -> dict[str, list]:

@@ -203,12 +203,11 @@ class SlotGuard:
     """Checks one layer call for writes to its *original* index's slot (where a write that
     bypassed the view lands), when that slot is not the entry's own."""
 
-    __slots__ = ("cache", "watched", "before", "count")
+    __slots__ = ("cache", "watched", "before")
 
     def __init__(self, cache, slot: int, layer_index: int):
         layers = getattr(cache, "layers", None)
         self.cache = cache
-        self.count = len(layers) if layers is not None else None
         self.watched = layer_index if layers is not None and layer_index != slot else None
         self.before = _state(layers[layer_index]) if self.watched is not None and layer_index < len(layers) else None
 

@@ -244,3 +244,14 @@ def test_albert_and_encoder_decoders_are_refused_not_misrun():
 def test_export_refuses_parallel_groups(tmp_path):
     with pytest.raises(RewireError, match="parallel group"):
         export_plan(make("llama"), PLANS["parallel"], tmp_path)
+
+
+def test_a_table_row_naming_no_module_list_is_one_clear_error():
+    model = make("llama")
+    try:
+        rewire.ARCHITECTURES["llama"] = rewire.Arch(layers="norm")
+        with pytest.raises(RewireError, match="names 'norm', which is not a module list"):
+            apply_plan(model, "0-6")
+    finally:
+        del rewire.ARCHITECTURES["llama"]
+    assert current_plan(model) is None
