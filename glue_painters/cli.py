@@ -26,6 +26,21 @@ SUBCOMMANDS = [
 ]
 
 
+def _version() -> str:
+    """glue-painters' version and the upstream releases it runs on (what a bug report needs)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    parts = []
+    for name in ("transformers", "torch", "peft", "accelerate", "lm_eval"):
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name} not installed")
+    return f"glue-painters {__version__} ({', '.join(parts)})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="painters",
@@ -36,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMANDS:
         importlib.import_module(module).add_subparsers(sub)

@@ -52,3 +52,30 @@ def test_similarity_and_export_on_minilm(tmp_path, capsys):
     assert main(["export", "--model", "minilm", "--kind", "encoder", "--plan", "0,1,4,5", "--out", str(tmp_path / "m")]) == 0
     from transformers import AutoModel
     assert AutoModel.from_pretrained(tmp_path / "m").config.num_hidden_layers == 4
+
+
+def test_version_names_the_upstream_releases(capsys):
+    import transformers
+
+    from glue_painters.cli import main as cli_main
+
+    with pytest.raises(SystemExit) as e:
+        cli_main(["--version"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("glue-painters 0.1.0 (") and f"transformers {transformers.__version__}" in out
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_honour_the_umask(tmp_path, umask, mode):
+    import os
+    import stat
+
+    from glue_painters.results import atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == mode
