@@ -43,7 +43,21 @@ def _tasks(values: list[str] | None) -> list[str] | None:
     return [t.strip() for t in names]
 
 
+def _check_run_options(args) -> None:
+    """What can be checked before the model loads and a task pass runs: one line, exit 2."""
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.report and Path(args.report).is_dir():
+        raise UserError(f"--report {args.report} is a folder; give a file such as {Path(args.report) / 'report.md'}")
+    if args.device and args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {args.device}: CUDA is not available on this machine")
+
+
 def _run(args) -> int:
+    _check_run_options(args)
     cfg = load_config(args.config)
     raw = dict(cfg.raw)
     tasks = _tasks(args.tasks)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from decoder_eval import sweep as S
 from decoder_eval.summary import FACTOR, accuracy_stderr, render, summarize
@@ -117,14 +118,21 @@ def _config(tmp_path, **kw):
     return path
 
 
-@pytest.mark.parametrize("case", ["unknown task", "missing file", "malformed line", "n out of range", "empty config"])
+@pytest.mark.parametrize("case", ["unknown task", "missing file", "malformed line", "n out of range", "empty config",
+                                  "batch size -1", "batch size 0", "report is a folder", "cuda without cuda"])
 def test_cli_bad_input_is_one_line_exit_2_and_no_records(case, tmp_path, tiny_folder, capsys):
     data = make_data_dir(tmp_path / "data")
     cfg = {"model": str(tiny_folder), "variants": ["skip"], "n": [1], "tasks": ["arc_easy", "lambada_openai"],
            "limit": 1}
     expect = {"unknown task": "unknown task 'lamda'", "missing file": "not found",
               "malformed line": "test.jsonl:2: not valid JSON", "n out of range": "N=7 is out of range",
-              "empty config": "is empty"}[case]
+              "empty config": "is empty", "batch size -1": "--batch-size must be >= 1, got -1",
+              "batch size 0": "--batch-size must be >= 1, got 0", "report is a folder": "is a folder",
+              "cuda without cuda": "CUDA is not available"}[case]
+    extra = {"batch size -1": ["--batch-size", "-1"], "batch size 0": ["--batch-size", "0"],
+             "report is a folder": ["--report", str(tmp_path)], "cuda without cuda": ["--device", "cuda"]}.get(case, [])
+    if case == "cuda without cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
     if case == "unknown task":
         cfg["tasks"] = ["lamda"]
     elif case == "missing file":
@@ -135,7 +143,7 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_records(case, tmp_path, tiny_fo
         cfg["n"] = [1, 7]
     path = _config(tmp_path) if case == "empty config" else _config(tmp_path, **cfg)
     results = tmp_path / "results"
-    rc = main(["decoder", "run", str(path), "--data-dir", str(data), "--results", str(results), "--quiet"])
+    rc = main(["decoder", "run", str(path), "--data-dir", str(data), "--results", str(results), "--quiet", *extra])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert [line for line in err if line.startswith("painters decoder: error:")] == [err[-1]]
