@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
+from glue_painters.yamlfile import read_yaml
 
 from glue_painters import __version__ as painters_version
 from glue_painters.errors import UserError
@@ -175,14 +175,7 @@ def parse_config(raw: Any, source: str = "<config>") -> SweepConfig:
 
 
 def load_config(path: str | Path) -> SweepConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file {path} not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise UserError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    return parse_config(raw, str(path))
+    return parse_config(read_yaml(path), str(path))
 
 
 # ---- plans ---------------------------------------------------------------------------------------

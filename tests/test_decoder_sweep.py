@@ -119,6 +119,7 @@ def _config(tmp_path, **kw):
 
 
 @pytest.mark.parametrize("case", ["unknown task", "missing file", "malformed line", "n out of range", "empty config",
+                                  "invalid yaml",
                                   "batch size -1", "batch size 0", "report is a folder", "cuda without cuda"])
 def test_cli_bad_input_is_one_line_exit_2_and_no_records(case, tmp_path, tiny_folder, capsys):
     data = make_data_dir(tmp_path / "data")
@@ -126,7 +127,8 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_records(case, tmp_path, tiny_fo
            "limit": 1}
     expect = {"unknown task": "unknown task 'lamda'", "missing file": "not found",
               "malformed line": "test.jsonl:2: not valid JSON", "n out of range": "N=7 is out of range",
-              "empty config": "is empty", "batch size -1": "--batch-size must be >= 1, got -1",
+              "empty config": "is empty", "invalid yaml": "sweep.yaml:3:1: not valid YAML: could not find expected ':'",
+              "batch size -1": "--batch-size must be >= 1, got -1",
               "batch size 0": "--batch-size must be >= 1, got 0", "report is a folder": "is a folder",
               "cuda without cuda": "CUDA is not available"}[case]
     extra = {"batch size -1": ["--batch-size", "-1"], "batch size 0": ["--batch-size", "0"],
@@ -142,6 +144,8 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_records(case, tmp_path, tiny_fo
     elif case == "n out of range":
         cfg["n"] = [1, 7]
     path = _config(tmp_path) if case == "empty config" else _config(tmp_path, **cfg)
+    if case == "invalid yaml":
+        path.write_text("model: m\nvariants skip\nn: [1]\n")
     results = tmp_path / "results"
     rc = main(["decoder", "run", str(path), "--data-dir", str(data), "--results", str(results), "--quiet", *extra])
     err = capsys.readouterr().err.strip().splitlines()

@@ -157,10 +157,10 @@ def test_malformed_config_is_one_line_and_writes_nothing(tmp_path, tiny_dir, cap
 def test_not_yaml_and_missing_config(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [minilm\nvariants: full\n")
-    _fails(["glue", "run", str(bad), "--no-wandb"], capsys, "not valid YAML")
+    _fails(["glue", "run", str(bad), "--no-wandb"], capsys, f"{bad}:2:9: not valid YAML: expected ',' or ']'")
     bad.write_text("- just\n- a list\n")
     _fails(["glue", "run", str(bad), "--no-wandb"], capsys, "a YAML mapping")
-    _fails(["glue", "run", str(tmp_path / "nope.yaml")], capsys, "does not exist")
+    _fails(["glue", "run", str(tmp_path / "nope.yaml")], capsys, "config file " + str(tmp_path / "nope.yaml") + " not found")
     good = write_config(tmp_path / "good.yaml")
     _fails(["glue", "run", str(good), "--tasks", "nope"], capsys, "unknown GLUE task 'nope'")
     _fails(["glue", "run", str(good), "--modes", "train"], capsys, "unknown mode 'train'")

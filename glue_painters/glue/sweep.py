@@ -44,6 +44,7 @@ from ..errors import UserError
 from ..plans import Plan
 from ..results import ResultsStore, atomic_write_text, process_state, share_work
 from ..variants import VARIANTS, build, n_range, resolve
+from ..yamlfile import read_yaml
 from . import tasks as T
 from .finetune import FinetuneHParams, finetune
 from .metrics import glue_average
@@ -186,16 +187,8 @@ def _str_list(v, name, where) -> list[str]:
 
 
 def load_config(path) -> SweepConfig:
-    import yaml
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark is not None else ""
-        raise UserError(f"{path}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: a sweep config is a YAML mapping (model:, variants:, tasks: ...)")
     known = {f for f in SweepConfig.__dataclass_fields__ if f not in ("source", "finetune_hp", "probe_hp")}
