@@ -107,7 +107,8 @@ class Batch:
 def can_pack(model) -> bool:
     """Packed rows restart positions inside a row (``position_ids``) and mask across items (a 4-D
     mask): only an attention implementation that takes such a mask, in a model whose forward
-    takes ``position_ids`` by name (BLOOM's ALiBi has none: it would silently ignore them)."""
+    takes ``position_ids`` by name (BLOOM's ALiBi forward has none and fails on packed rows; a
+    forward taking them only through ``**kwargs`` could drop them without a word)."""
     import inspect
 
     if "position_ids" not in inspect.signature(model.forward).parameters:
