@@ -1,22 +1,8 @@
-"""``painters speculative``: prompt sets, the command and its report (the measurement itself is
-``glue_painters.speculative``).
+"""``painters speculative``: prompt sets, the command and its report.
 
-Self-speculative decoding: a rewired plan of the model drafts, the full model verifies.
-
-A skipped, parallel or looped plan of the same model is a cheap draft sharing every weight with
-the full model (``glue_painters.draft.draft_view``: a second module tree over the same tensors).
-transformers' assisted generation (``generate(..., assistant_model=draft)``) does the rest: the
-draft proposes ``draft_tokens`` tokens, the full model scores them in one forward and keeps the
-longest prefix it agrees with (greedy), or applies the speculative-sampling acceptance rule
-(sampling), so the output is the full model's. Nothing here re-implements that loop; what
-transformers lacks and this module adds is the measurement: per plan, acceptance, tokens per
-verification, ms per token, the speed-up over plain greedy decoding of the full model timed in
-the same run, and a token-for-token exactness check against that plain greedy output.
-
-How the counts are taken: temporary forward pre-hooks count the full model's calls (each is one
-verification, the first also the prefill) and the draft's calls (each proposes one token).
-``accepted = new tokens - verifications`` (every verification adds one token of the full model's
-own after the accepted draft tokens); ``acceptance = accepted / proposed``.
+Self-speculative decoding (a rewired plan of the model drafts, the full model verifies) and how
+its counts are taken are described, and measured, in ``glue_painters.speculative``; this module
+only picks the prompts, runs one measurement per plan and writes the table.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from torch import nn
 
 from .architectures import ARCHITECTURES, Arch, RewireError, arch_of, base_of, find_layer_list, per_layer_fields
 from .batched import BatchedGroup, layer_signature
-from .plans import Layer, Parallel, Plan
+from .plans import Layer, Plan
 from .slot_cache import SlotCache, SlotGuard, locate_cache
 
 __all__ = ["ARCHITECTURES", "Arch", "RewireError", "apply_plan", "remove_plan", "rewired", "current_plan",
