@@ -28,7 +28,6 @@ from glue_painters.plans import Plan
 from glue_painters.rewire import apply_plan, num_layers, remove_plan
 from glue_painters.results import ResultsStore
 from glue_painters.similarity import read_documents
-from glue_painters.variants import VARIANTS, resolve
 
 from .data import resolve_data_dir
 from .evaluate import evaluate_plans, load_tasks
@@ -51,14 +50,7 @@ class HealConfig:
 
 def plan_spec(spec: str, num_layers_: int) -> PlanSpec:
     """A sweep row for a variant spec (``skip:n=8``) or plan text, as the sweep names them."""
-    plan = resolve(spec, num_layers_)
-    name, _, rest = spec.strip().partition(":")
-    if name in VARIANTS:
-        params = {k.strip(): int(v) for k, v in (p.split("=") for p in rest.split(",") if p.strip())}
-        for key in VARIANTS[name][1]:
-            params.setdefault(key, {"seed": 0, "k": 3}.get(key))
-        return PlanSpec(name, tuple(sorted(params.items())), plan)
-    return PlanSpec("custom", (("plan", plan.text),), plan)
+    return PlanSpec.of(spec, num_layers_)
 
 
 def default_corpus(data_dir=None) -> tuple[Path, str]:

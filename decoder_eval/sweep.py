@@ -1,8 +1,7 @@
 """Sweeps: a YAML config -> plans -> one results record per (plan, task), resumable.
 
-A config (``configs/decoder/*.yaml``) names a model, the variants, the N values (default: every
-valid N, ``variants.n_range(T)``), the k values of looped parallel (Fig. 10), the seeds of the
-random variant (default 10; the summary reports mean and std), the tasks and the limit. Every
+A config (``configs/decoder/*.yaml``, read by ``decoder_eval.config`` in the grammar both tracks
+share, ``glue_painters.sweep_config``) names a model, the grid of variants and the tasks. Every
 option is checked before any model work, and every plan before any record is written.
 
 Records live in ``glue_painters.results.ResultsStore`` under track ``decoder``, one per
@@ -29,202 +28,25 @@ import json
 import platform
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
-
-from glue_painters.yamlfile import read_yaml
+from typing import Callable, Mapping
 
 from glue_painters import __version__ as painters_version
 from glue_painters.errors import UserError
 from glue_painters.plans import Plan
 from glue_painters.results import ResultsStore, atomic_write_text, process_state, record_key, share_work
 from glue_painters.rewire import num_layers
-from glue_painters.variants import VARIANTS, build, n_range
 
+from .config import (CONFIG_KEYS, DEFAULT_TASKS, PAPER_VARIANTS, DecoderSweepConfig, PlanSpec,  # noqa: F401 - re-exported
+                     SweepConfig, expand, load_config, parse_config)
 from .evaluate import Evaluator, TaskResult, load_tasks
-from .tasks import TASKS, TaskData, get_task
+from .tasks import TaskData
 
 TRACK = "decoder"
 # Bump when request building or scoring changes what a record means (old records then no
 # longer match and are recomputed); unrelated code changes keep records valid.
 SCORING_VERSION = "1"
-
-PAPER_VARIANTS = ["full", "skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel"]
-DEFAULT_TASKS = ["lambada_openai", "arc_easy", "arc_challenge", "hellaswag", "winogrande", "gsm8k"]
-CONFIG_KEYS = {
-    "model": "model alias, local folder or hub id (required)",
-    "variants": f"variants to run (default: the paper's {', '.join(PAPER_VARIANTS)})",
-    "n": "N values: 'all' (default: every valid N), a number, a list, or {from, to, step}",
-    "k": "looped_parallel iterations, a number or a list (default 3; Fig. 10 sweeps it)",
-    "seeds": "random variant: a count (seeds 0..count-1, default 10) or a list of seeds",
-    "i": "skip_one/switch layer indices: 'all' (default) or a list",
-    "plans": "extra plans as text, e.g. ['0-7,[8-23]x3,24-31'] (variant 'custom')",
-    "tasks": f"benchmarks (default: {', '.join(DEFAULT_TASKS)})",
-    "limit": "first N documents per task: a number, or {default: N, <task>: N}; omit for all",
-    "primary_metric": "per-task metric for the normalized score, e.g. {hellaswag: acc}",
-    "batch_size": "packed rows (~256 tokens each) per forward / prompts per generate call (default 16)",
-    "dtype": "float32 | bfloat16 | float16 | auto (default: bfloat16 on CUDA, float32 on CPU)",
-    "device": "cpu | cuda | cuda:N | auto (default auto)",
-    "description": "free text, kept in every record",
-}
-
-
-@dataclass
-class SweepConfig:
-    model: str
-    variants: list[str]
-    n: list[int] | None  # None: every valid N
-    k: list[int]
-    seeds: list[int]
-    i: list[int] | None
-    plans: list[str]
-    tasks: list[str]
-    limit: dict[str, int | None]
-    primary_metric: dict[str, str]
-    batch_size: int = 16
-    dtype: str | None = None
-    device: str | None = None
-    description: str = ""
-    source: str = ""
-    raw: dict = field(default_factory=dict)
-
-
-def _ints(value, what: str, allow_all: bool = False) -> list[int] | None:
-    if value is None or (allow_all and value == "all"):
-        return None
-    if isinstance(value, bool):
-        raise UserError(f"config '{what}' must be integers, got {value!r}")
-    if isinstance(value, int):
-        return [value]
-    if isinstance(value, dict) and allow_all:
-        unknown = set(value) - {"from", "to", "step"}
-        if unknown or "to" not in value:
-            raise UserError(f"config '{what}' as a mapping takes from/to/step, got {sorted(value)}")
-        return list(range(int(value.get("from", 0)), int(value["to"]) + 1, int(value.get("step", 1))))
-    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return list(value)
-    raise UserError(f"config '{what}' must be {'all, ' if allow_all else ''}an integer or a list of integers, got {value!r}")
-
-
-def parse_config(raw: Any, source: str = "<config>") -> SweepConfig:
-    """Check a config mapping (already read from YAML) and fill in the defaults."""
-    if raw is None or raw == {}:
-        raise UserError(f"config {source} is empty: it needs at least 'model:' (keys: {', '.join(CONFIG_KEYS)})")
-    if not isinstance(raw, dict):
-        raise UserError(f"config {source} must be a mapping of keys to values, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(CONFIG_KEYS))
-    if unknown:
-        raise UserError(f"config {source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(CONFIG_KEYS)}")
-    if not isinstance(raw.get("model"), str) or not raw["model"].strip():
-        raise UserError(f"config {source}: 'model' (an alias, folder or hub id) is required")
-    variants = raw.get("variants", PAPER_VARIANTS)
-    if isinstance(variants, str):
-        variants = [variants]
-    if not isinstance(variants, list) or not all(isinstance(v, str) for v in variants):
-        raise UserError(f"config {source}: 'variants' must be a list of names")
-    bad = [v for v in variants if v not in VARIANTS]
-    if bad:
-        raise UserError(f"config {source}: unknown variant(s) {', '.join(bad)}; known: {', '.join(VARIANTS)}")
-    tasks = raw.get("tasks", DEFAULT_TASKS)
-    if isinstance(tasks, str):
-        tasks = [tasks]
-    if not isinstance(tasks, list) or not tasks:
-        raise UserError(f"config {source}: 'tasks' must be a non-empty list")
-    for t in tasks:
-        get_task(t)
-    seeds = raw.get("seeds", 10)
-    seeds = list(range(seeds)) if isinstance(seeds, int) and not isinstance(seeds, bool) else _ints(seeds, "seeds")
-    if not seeds:
-        raise UserError(f"config {source}: 'seeds' needs at least one seed")
-    limit = raw.get("limit")
-    if isinstance(limit, dict):
-        unknown = sorted(set(limit) - set(TASKS) - {"default"})
-        if unknown:
-            raise UserError(f"config {source}: 'limit' has unknown task(s) {', '.join(unknown)}")
-        limits = {t: limit.get(t, limit.get("default")) for t in tasks}
-    else:
-        limits = {t: limit for t in tasks}
-    for t, v in limits.items():
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise UserError(f"config {source}: limit for {t} must be a positive integer, got {v!r}")
-    primary = raw.get("primary_metric") or {}
-    if not isinstance(primary, dict):
-        raise UserError(f"config {source}: 'primary_metric' must map task -> metric")
-    for t, m in primary.items():
-        if m not in get_task(t).metrics:
-            raise UserError(f"config {source}: task {t} has no metric {m!r}; it has {', '.join(get_task(t).metrics)}")
-        if m == "perplexity":
-            raise UserError(f"config {source}: the primary metric must be an accuracy (perplexity has no chance level)")
-    plans = raw.get("plans") or []
-    if not isinstance(plans, list) or not all(isinstance(p, str) for p in plans):
-        raise UserError(f"config {source}: 'plans' must be a list of plan texts")
-    for p in plans:
-        Plan.parse(p)
-    batch_size = raw.get("batch_size", 16)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise UserError(f"config {source}: 'batch_size' must be a positive integer")
-    ks = _ints(raw.get("k", 3), "k")
-    if any(k < 1 for k in ks):
-        raise UserError(f"config {source}: every k must be at least 1")
-    return SweepConfig(
-        model=raw["model"].strip(), variants=list(variants), n=_ints(raw.get("n", "all"), "n", allow_all=True),
-        k=ks, seeds=seeds, i=_ints(raw.get("i", "all"), "i", allow_all=True), plans=plans, tasks=list(tasks),
-        limit=limits, primary_metric=dict(primary), batch_size=batch_size, dtype=raw.get("dtype"),
-        device=raw.get("device"), description=str(raw.get("description", "")), source=source, raw=dict(raw))
-
-
-def load_config(path: str | Path) -> SweepConfig:
-    return parse_config(read_yaml(path), str(path))
-
-
-# ---- plans ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PlanSpec:
-    """One row of a sweep: a variant with its parameters, and the plan it builds."""
-
-    variant: str
-    params: tuple  # sorted (name, value) pairs
-    plan: Plan
-
-    @property
-    def param_dict(self) -> dict:
-        return dict(self.params)
-
-
-def expand(cfg: SweepConfig, num_layers_: int) -> list[PlanSpec]:
-    """Every (variant, parameters) of the config as plans for a model of ``num_layers_`` layers."""
-    ns = cfg.n if cfg.n is not None else n_range(num_layers_)
-    specs: list[PlanSpec] = []
-
-    def add(variant, **params):
-        spec = PlanSpec(variant, tuple(sorted(params.items())), build(variant, num_layers_, **params))
-        if spec not in specs:  # a value listed twice in the config is one row
-            specs.append(spec)
-
-    for variant in cfg.variants:
-        wanted = VARIANTS[variant][1]
-        if not wanted:
-            add(variant)
-        elif "n" in wanted:
-            for n in ns:
-                if variant == "random":
-                    for seed in cfg.seeds:
-                        add(variant, n=n, seed=seed)
-                elif variant == "looped_parallel":
-                    for k in cfg.k:
-                        add(variant, n=n, k=k)
-                else:
-                    add(variant, n=n)
-        elif "i" in wanted:
-            top = num_layers_ - 1 if variant == "skip_one" else num_layers_ - 2
-            for i in cfg.i if cfg.i is not None else range(top + 1):
-                add(variant, i=i)
-    for text in cfg.plans:
-        specs.append(PlanSpec("custom", (("plan", Plan.parse(text).text),), Plan.parse(text).validate(num_layers_)))
-    if "full" not in cfg.variants:  # normalization needs the full model's score
-        specs.insert(0, PlanSpec("full", (), build("full", num_layers_)))
-    return specs
 
 
 # ---- records -------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 from .errors import UserError
 from .plans import Layer, Parallel, Plan, PlanError, Repeat, full_plan
 from .results import atomic_write_json
+from .variants import VariantSpec
 
 Objective = Callable[[Plan], float]
 Cost = Callable[[Plan], float]
@@ -649,14 +650,10 @@ def _spec(row_name: str, plan: Plan):
     anything else is a ``custom`` plan keyed by its text."""
     from decoder_eval.sweep import PlanSpec
 
-    if row_name == "full":
-        return PlanSpec("full", (), plan)
     name = row_name.split(" [")[0]
-    variant, _, params = name.partition(":")
-    if variant in ("skip", "parallel", "looped_parallel") and params:
-        values = tuple(sorted((k, int(v)) for k, v in (p.split("=") for p in params.split(","))))
-        return PlanSpec(variant, values, plan)
-    return PlanSpec("custom", (("plan", plan.text),), plan)
+    if name == "full" or name.partition(":")[0] in ("skip", "parallel", "looped_parallel"):
+        return PlanSpec(VariantSpec.parse(name), plan)
+    return PlanSpec(VariantSpec.parse(plan.text), plan)
 
 
 def verdict(model, tokenizer, rows: Sequence[dict], tasks: dict, store, *, model_key: str, model_name: str,

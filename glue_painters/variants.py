@@ -29,6 +29,7 @@ switch (i)             layer i+1 runs before layer i (Fig. 2)
 from __future__ import annotations
 
 import random as _random
+from dataclasses import dataclass
 
 from .plans import Layer, Parallel, Plan, PlanError, Repeat, full_plan
 
@@ -135,33 +136,94 @@ def build(name: str, num_layers: int, **params) -> Plan:
 
     Missing ``seed``/``k`` take the paper's defaults; unknown or missing parameters are errors.
     """
-    if name not in VARIANTS:
-        raise PlanError(f"unknown variant '{name}'; known: {', '.join(VARIANTS)}")
-    fn, wanted = VARIANTS[name]
-    extra = sorted(k for k, v in params.items() if v is not None and k not in wanted)
-    if extra:
-        raise PlanError(f"variant '{name}' takes {', '.join(wanted) or 'no parameters'}, not {', '.join(extra)}")
-    args = []
-    for key in wanted:
-        value = params.get(key, DEFAULTS.get(key))
-        if value is None:
-            raise PlanError(f"variant '{name}' needs {key}=…")
-        args.append(int(value))
-    return fn(num_layers, *args)
+    return VariantSpec.of(name, **params).plan(num_layers)
+
+
+def _parse_params(spec: str, rest: str) -> dict[str, int]:
+    params = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not value.strip().lstrip("-").isdigit():
+            raise PlanError(f"bad variant spec '{spec}': expected key=integer, got '{part}'")
+        if key.strip() in params:
+            raise PlanError(f"bad variant spec '{spec}': '{key.strip()}' is given twice")
+        params[key.strip()] = int(value)
+    return params
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """What a sweep row, a healed adapter, a searched plan and a report line are *named* by.
+
+    A variant with every parameter it takes (defaults filled in, so ``random:n=2`` and
+    ``random:n=2,seed=0`` are one spec), or ``custom`` with the canonical text of a plan the user
+    wrote. It is a plain value like ``Plan``: its ``text`` parses back to an equal spec, and
+    ``plan(T)`` builds the plan for a model of T layers. Why a name and not just the plan: two
+    variants can give one plan (``reverse`` and ``full`` when the middle is a single layer), and
+    a reader of a record or a figure asks for the variant, not the layer list.
+    """
+
+    variant: str
+    params: tuple[tuple[str, int | str], ...] = ()  # in the variant's declared order
+
+    @classmethod
+    def of(cls, variant: str, **params) -> "VariantSpec":
+        """``VariantSpec.of("looped_parallel", n=4)`` (k=3 filled in); checked like ``build``."""
+        if variant == CUSTOM:
+            text = params.get("plan")
+            if not isinstance(text, str) or set(params) != {"plan"}:
+                raise PlanError("a custom variant takes one parameter, plan=<plan text>")
+            return cls(CUSTOM, (("plan", Plan.parse(text).text),))
+        if variant not in VARIANTS:
+            raise PlanError(f"unknown variant '{variant}'; known: {', '.join(VARIANTS)}")
+        wanted = VARIANTS[variant][1]
+        extra = sorted(k for k, v in params.items() if v is not None and k not in wanted)
+        if extra:
+            raise PlanError(f"variant '{variant}' takes {', '.join(wanted) or 'no parameters'}, not {', '.join(extra)}")
+        values = []
+        for key in wanted:
+            value = params.get(key, DEFAULTS.get(key))
+            if value is None:
+                raise PlanError(f"variant '{variant}' needs {key}=…")
+            values.append((key, int(value)))
+        return cls(variant, tuple(values))
+
+    @classmethod
+    def parse(cls, spec: str) -> "VariantSpec":
+        """``skip:n=8``, ``looped_parallel:n=4,k=3``, ``full``, or plan text (``0-7,[8-23]x3,24-31``)."""
+        spec = spec.strip()
+        name, _, rest = spec.partition(":")
+        if name in VARIANTS:
+            return cls.of(name, **_parse_params(spec, rest))
+        if spec and spec[0].isalpha():
+            raise PlanError(f"unknown variant '{name}'; known: {', '.join(VARIANTS)} (or give plan text like 0-7,[8-23]x3,24-31)")
+        return cls(CUSTOM, (("plan", Plan.parse(spec).text),))
+
+    @property
+    def param_dict(self) -> dict:
+        return dict(self.params)
+
+    @property
+    def text(self) -> str:
+        if self.variant == CUSTOM:
+            return self.param_dict["plan"]
+        if not self.params:
+            return self.variant
+        return self.variant + ":" + ",".join(f"{k}={v}" for k, v in self.params)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def plan(self, num_layers: int) -> Plan:
+        if self.variant == CUSTOM:
+            return Plan.parse(self.param_dict["plan"]).validate(num_layers)
+        fn = VARIANTS[self.variant][0]
+        return fn(num_layers, *(v for _, v in self.params))
+
+
+CUSTOM = "custom"  # the variant name of a plan given as text
 
 
 def resolve(spec: str, num_layers: int) -> Plan:
     """A user's plan: a variant spec like ``skip:n=8`` / ``looped_parallel:n=4,k=3``, or plan text."""
-    spec = spec.strip()
-    name, _, rest = spec.partition(":")
-    if name in VARIANTS:
-        params = {}
-        for part in filter(None, (p.strip() for p in rest.split(","))):
-            key, eq, value = part.partition("=")
-            if not eq or not value.strip().lstrip("-").isdigit():
-                raise PlanError(f"bad variant spec '{spec}': expected key=integer, got '{part}'")
-            params[key.strip()] = int(value)
-        return build(name, num_layers, **params)
-    if spec and spec[0].isalpha():
-        raise PlanError(f"unknown variant '{name}'; known: {', '.join(VARIANTS)} (or give plan text like 0-7,[8-23]x3,24-31)")
-    return Plan.parse(spec).validate(num_layers)
+    return VariantSpec.parse(spec).plan(num_layers)

@@ -18,7 +18,7 @@ from glue_painters.results import ResultsStore
 from test_decoder_fixtures import byte_tokenizer, data_dir, one_thread, make_data_dir, tiny_lm  # noqa: F401
 
 CONFIG = {"model": "tiny-llama", "variants": ["full", "skip", "random", "looped_parallel"], "n": [0, 2],
-          "seeds": 2, "k": [2], "tasks": ["arc_easy", "winogrande", "gsm8k"], "limit": {"default": 2, "gsm8k": 1},
+          "permutation_seeds": 2, "k": [2], "tasks": ["arc_easy", "winogrande", "gsm8k"], "limit": {"default": 2, "gsm8k": 1},
           "batch_size": 4}
 
 
@@ -62,7 +62,7 @@ def test_interrupted_sweep_resumes_to_exactly_the_uninterrupted_records(tmp_path
 
 
 def test_records_carry_plan_params_versions_and_samples(tmp_path, data_dir, short_gsm8k):
-    cfg = S.parse_config(dict(CONFIG, variants=["random"], n=[1], seeds=[5], tasks=["winogrande", "gsm8k"]))
+    cfg = S.parse_config(dict(CONFIG, variants=["random"], n=[1], permutation_seeds=[5], tasks=["winogrande", "gsm8k"]))
     out = S.run_sweep(cfg, results_dir=tmp_path, data_dir=data_dir, model=tiny_lm("llama"),
                       tokenizer=byte_tokenizer(), progress=False, log_samples=True)
     rec = next(r for r in out.records if r["variant"] == "random" and r["task"] == "winogrande")

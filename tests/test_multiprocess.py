@@ -22,7 +22,7 @@ from test_decoder_fixtures import byte_tokenizer, make_data_dir, one_thread, tin
 from test_glue_cli import tiny_dir, toy_rte, write_config  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = {"variants": ["full", "skip", "random", "parallel", "looped_parallel"], "n": [0, 1, 2], "seeds": 2,
+CONFIG = {"variants": ["full", "skip", "random", "parallel", "looped_parallel"], "n": [0, 1, 2], "permutation_seeds": 2,
           "k": [2], "tasks": ["arc_easy", "winogrande"], "limit": 2, "batch_size": 2, "device": "cpu"}
 
 

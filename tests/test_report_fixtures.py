@@ -15,7 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from glue_painters.results import ResultsStore
-from glue_painters.variants import build, n_range
+from glue_painters.variants import n_range
 
 DEC_T = 10
 DEC_TASKS = {  # task: (primary, chance, full, stderr, speed of degradation)
@@ -49,9 +49,10 @@ def decoder_quality(variant: str, n: int | None, T: int = DEC_T, k: int | None =
 
 def _specs(T: int):
     from decoder_eval.sweep import PlanSpec
+    from glue_painters.variants import VariantSpec
 
     def spec(variant, **params):
-        return PlanSpec(variant, tuple(sorted(params.items())), build(variant, T, **params))
+        return PlanSpec.of(VariantSpec.of(variant, **params), T)
 
     out = [spec("full")]
     for n in n_range(T):

@@ -1,0 +1,70 @@
+"""The sweep grammar both tracks share (``glue_painters.sweep_config``) and the ``VariantSpec``
+every sweep row, healed adapter, searched plan and report line is named by."""
+
+import pytest
+
+from decoder_eval.config import DecoderSweepConfig
+from glue_painters.errors import UserError
+from glue_painters.plans import Plan, PlanError
+from glue_painters.variants import VariantSpec, build
+
+
+@pytest.mark.parametrize("text,canonical", [
+    ("skip:n=8", "skip:n=8"), ("random:n=2", "random:n=2,seed=0"), ("looped_parallel:k=2,n=4", "looped_parallel:n=4,k=2"),
+    ("full", "full"), ("skip_one:i=3", "skip_one:i=3"), (" 0-7, [8-23]x3 ,24-31", "0-7,[8-23]x3,24-31"),
+])
+def test_variant_spec_text_round_trips_and_builds_the_variant(text, canonical):
+    spec = VariantSpec.parse(text)
+    assert spec.text == canonical and VariantSpec.parse(spec.text) == spec and hash(spec) == hash(VariantSpec.parse(canonical))
+    if spec.variant == "custom":
+        assert spec.plan(32) == Plan.parse(canonical)
+    else:
+        assert spec.plan(32) == build(spec.variant, 32, **spec.param_dict)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("skp:n=1", "unknown variant 'skp'"), ("skip", "needs n="), ("skip:n=1,k=3", "takes n, not k"),
+    ("skip:n=one", "expected key=integer"), ("skip:n=1,n=2", "given twice"), ("0-3,[", "bad plan text"),
+])
+def test_variant_spec_refuses_bad_text_in_one_line(text, needle):
+    with pytest.raises(PlanError, match=needle):
+        VariantSpec.parse(text)
+
+
+def test_one_grid_grammar_expands_in_config_order_each_row_once():
+    cfg = DecoderSweepConfig.from_mapping({
+        "model": "m", "variants": ["skip", "random", "looped_parallel", "skip_one"], "n": {"from": 1, "to": 3, "step": 2},
+        "k": [1, 3], "permutation_seeds": [4, 5], "i": [0], "plans": ["skip:n=1", "0-3"], "tasks": ["arc_easy"]})
+    texts = [s.text for s in cfg.specs(8)]
+    assert texts == ["skip:n=1", "skip:n=3", "random:n=1,seed=4", "random:n=1,seed=5", "random:n=3,seed=4",
+                     "random:n=3,seed=5", "looped_parallel:n=1,k=1", "looped_parallel:n=1,k=3",
+                     "looped_parallel:n=3,k=1", "looped_parallel:n=3,k=3", "skip_one:i=0", "0-3"]
+    assert [s.text for s in cfg.specs(8, permutation_seeds=[9]) if s.variant == "random"] == ["random:n=1,seed=9", "random:n=3,seed=9"]
+
+
+@pytest.mark.parametrize("over,needle", [
+    ({"n": {"min": 0, "max": 3}}, "{min, max} is written {from: A, to: B} now"),
+    ({"n": {"from": 0}}, "{from: A, to: B, step: C}"),
+    ({"n": {"from": 0, "to": 3, "step": 0}}, "step must be at least 1"),
+    ({"n": [-1]}, "at least 0"),
+    ({"permutation_seeds": [-1]}, "non-negative"),
+    ({"permutation_seeds": [1, 1]}, "distinct"),
+    ({"permutation_seeds": 0}, "at least 1"),
+    ({"seeds": 3}, "'seeds' is now spelled 'permutation_seeds'"),
+    ({"plans": ["skip:n=1", "nope:n=1"]}, "'plans': unknown variant 'nope'"),
+    ({"limit": {"arc_easy": 3, "hellaswag": 2}, "tasks": ["arc_easy"]}, "not in 'tasks': hellaswag"),
+    ({"limit": True}, "positive integer"),
+    ({"k": True}, "an integer or a list"),
+    ({"model": ""}, "'model' must be a non-empty string"),
+    ({"dtype": "fp8"}, "'dtype' must be one of"),
+])
+def test_bad_grid_values_are_one_line_naming_file_and_key(over, needle):
+    with pytest.raises(UserError, match="^config sweep.yaml: ") as err:
+        DecoderSweepConfig.from_mapping({"model": "m", **over}, "sweep.yaml")
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_n_out_of_range_for_the_model_is_refused_before_any_work():
+    cfg = DecoderSweepConfig.from_mapping({"model": "m", "variants": ["skip"], "n": [4]}, "s.yaml")
+    with pytest.raises(UserError, match=r"config s.yaml: N=4 is out of range for m \(8 layers\): valid N are 0..3"):
+        cfg.specs(8)
