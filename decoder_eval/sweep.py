@@ -88,8 +88,12 @@ def versions() -> dict:
     import torch
     import transformers
 
+    # threads: torch's CPU kernels split reductions by thread count, so perplexity can move in the
+    # 6th digit with it (accuracies do not); recorded, not keyed, so a re-run on another machine
+    # reuses the records and a reader can still see why a digit differs.
     return {"glue_painters": painters_version, "scoring": SCORING_VERSION, "torch": torch.__version__,
-            "transformers": transformers.__version__, "python": platform.python_version(), "git": _git_commit()}
+            "transformers": transformers.__version__, "python": platform.python_version(), "git": _git_commit(),
+            "threads": torch.get_num_threads()}
 
 
 def samples_path(store: ResultsStore, key: dict) -> Path:
@@ -172,6 +176,8 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples:
     specs = expand(cfg, num_layers(model))  # bad N/k/i fail here, before any record
     fingerprint = model_fingerprint(model)
     store = ResultsStore(results_dir)
+    if state.is_main_process:
+        store.clean_stale()  # temporaries of killed writers; a live writer's are kept
     todo, found = _pending(store, fingerprint, specs, data, dtype)
     pending_count = sum(len(v) for v in todo.values())
     state.wait_for_everyone()  # every process has seen the same store before anyone writes to it

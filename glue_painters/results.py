@@ -21,7 +21,10 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import sys
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -80,11 +83,12 @@ class ResultsStore:
         return self.root / track / key[:2] / f"{key}.json"
 
     def has(self, track: str, key_fields: dict) -> bool:
-        return self.path(track, record_key(key_fields)).exists()
+        return self.get(track, key_fields) is not None
 
     def get(self, track: str, key_fields: dict) -> dict | None:
-        p = self.path(track, record_key(key_fields))
-        return json.loads(p.read_text()) if p.exists() else None
+        """The record, or None when there is none *or it is damaged* (then the caller recomputes it
+        and ``put`` replaces the file atomically; the damage is reported on stderr, once)."""
+        return self._read(self.path(track, record_key(key_fields)))
 
     def put(self, track: str, key_fields: dict, record: dict) -> Path:
         """Write one record (its key fields are stored inside it under ``"key"``)."""
@@ -95,13 +99,69 @@ class ResultsStore:
         return path
 
     def records(self, track: str | None = None, **match) -> Iterator[dict]:
-        """Every whole record of a track (or all tracks) whose key fields equal ``match``."""
+        """Every whole record of a track (or all tracks) whose key fields equal ``match``; a damaged
+        file is named on stderr and left out, so a summary or report of the rest still runs."""
         tracks = [track] if track else sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []
         for t in tracks:
             for p in sorted((self.root / t).glob("*/*.json")):
-                rec = json.loads(p.read_text())
-                if all(rec.get("key", {}).get(k) == v for k, v in match.items()):
+                rec = self._read(p)
+                if rec is not None and all(rec.get("key", {}).get(k) == v for k, v in match.items()):
                     yield rec
+
+    def _read(self, path: Path) -> dict | None:
+        """A record file as a dict; None if missing. Records are written whole by a rename, so a
+        damaged one came from outside (a disk filled up, a copy cut short, a hand edit)."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            rec = json.loads(text)
+            if isinstance(rec, dict) and path.stem == rec.get("key_hash", path.stem):
+                return rec
+            problem = "not a record of this store (its key_hash does not match its name)"
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            problem = f"not valid JSON ({getattr(e, 'msg', e)})"
+        if path not in _WARNED:
+            _WARNED.add(path)
+            print(f"warning: {path}: damaged record, {problem}; it is ignored and a sweep recomputes it",
+                  file=sys.stderr)
+        return None
+
+    def clean_stale(self, max_age_hours: float = 24.0) -> int:
+        """Remove temporary files a killed writer left (``.<name>.<pid>.<random>.tmp``): those of a
+        process no longer alive on this machine, or older than ``max_age_hours`` (a store shared
+        between machines, where another machine's pid means nothing here). Returns the count."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        now = time.time()
+        for p in self.root.glob("*/*/.*.tmp"):
+            m = _TMP_NAME.match(p.name)
+            try:
+                stale = now - p.stat().st_mtime > max_age_hours * 3600 or (m and not _alive(int(m.group(1))))
+                if stale:
+                    p.unlink()
+                    removed += 1
+            except FileNotFoundError:  # its writer renamed it or another cleaner got there first
+                pass
+        return removed
+
+
+_WARNED: set[Path] = set()
+_TMP_NAME = re.compile(r"^\..+?\.(\d+)\.[^.]+\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 # ---- several processes writing one store (accelerate launch, torchrun) ------------------------

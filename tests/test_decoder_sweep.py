@@ -69,6 +69,7 @@ def test_records_carry_plan_params_versions_and_samples(tmp_path, data_dir, shor
     assert rec["params"] == {"n": 1, "seed": 5} and rec["key"]["seed"] == 5 and rec["healed"] is False
     assert rec["plan"]["text"] == variants.build("random", 8, n=1, seed=5).text and set(rec["metrics"]) == {"acc"}
     assert rec["versions"]["scoring"] == S.SCORING_VERSION and rec["timing"]["plans_in_pass"] == 2
+    assert rec["versions"]["threads"] == torch.get_num_threads()
     assert rec["chance"] == 0.5 and rec["n"] == 2 and rec["key"]["subset"]["n"] == 2
     lines = (S.samples_path(ResultsStore(tmp_path), rec["key"])).read_text().splitlines()
     assert [json.loads(line)["index"] for line in lines] == [0, 1]
