@@ -1,0 +1,136 @@
+"""Paired uncertainty for comparisons between plans: bootstrap intervals, verdicts, sample sizes.
+
+Why paired: every plan of a sweep is scored on the *same* documents (GLUE: the same evaluation
+rows), so the question "is plan A better than plan B" is answered document by document. Resampling
+documents and recomputing both plans' statistic on the same resample keeps the pairing, and the
+interval is far narrower than two independent error bars would suggest (most of a benchmark's
+noise is which documents it holds, and that noise is shared).
+
+Why a bootstrap rather than a closed form: the statistics the report uses are not means of one
+series - the paper's normalized median is a median over tasks of (score - chance) / (full -
+chance), a ratio of two resampled means per task - and GLUE's MCC and F1 do not decompose over
+rows. A bootstrap handles them all the same way. ``grouped_bootstrap`` resamples documents *within*
+each task (tasks are fixed, documents are the sample), with one set of indices per task shared
+by every series, which is what pairing means here.
+
+The decision rule (``verdict``): a claimed direction is **supported** when the interval lies
+entirely on its side of zero, **contradicted** when it lies entirely on the other side, and
+**inconclusive** otherwise. With several claims decided at once, ``bonferroni`` widens each
+interval so that the chance of any false verdict stays at most 1 - level. ``docs_needed`` says how
+many documents would decide an inconclusive claim if the observed effect were the true one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
+RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a percentile-bootstrap interval at ``level``, from ``n`` units."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    n: int
+    se: float  # bootstrap standard error (the spread of the resampled statistic)
+
+    def text(self, digits: int = 3) -> str:
+        return f"{self.estimate:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+
+
+def _interval(estimate: float, draws: np.ndarray, level: float, n: int) -> Interval:
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return Interval(estimate, math.nan, math.nan, level, n, math.nan)
+    tail = (1 - level) / 2
+    low, high = np.quantile(draws, [tail, 1 - tail])
+    return Interval(float(estimate), float(low), float(high), level, n, float(np.std(draws, ddof=1)))
+
+
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], statistic: Callable[[np.ndarray], np.ndarray] | None = None,
+                     *, level: float = 0.95, resamples: int = RESAMPLES, seed: int = 0) -> Interval:
+    """``statistic(a) - statistic(b)`` over the same units (documents, rows), resampled together.
+
+    ``statistic`` maps an array of shape (resamples, n) to (resamples,); the default is the mean.
+    For a metric that does not decompose (MCC, F1) pass one that recomputes it per resample."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"paired scores need two equal-length non-empty series, got {a.shape} and {b.shape}")
+    stat = statistic or (lambda x: x.mean(axis=-1))
+    idx = np.random.default_rng(seed).integers(0, a.size, size=(resamples, a.size))
+    draws = stat(a[idx]) - stat(b[idx])
+    return _interval(float(stat(a[None])[0] - stat(b[None])[0]), draws, level, a.size)
+
+
+def grouped_bootstrap(groups: Mapping[str, np.ndarray], statistic: Callable[[Mapping[str, np.ndarray]], np.ndarray],
+                      *, level: float = 0.95, resamples: int = RESAMPLES, seed: int = 0) -> Interval:
+    """A statistic of per-group means, documents resampled within each group, series paired.
+
+    ``groups[task]`` is an array (series, documents): e.g. rows = plan A, plan B, the full model,
+    all scored on the task's documents. ``statistic`` gets ``{task: means}`` with ``means`` of
+    shape (resamples, series) and returns (resamples,); it is also called once on the observed
+    means (shape (1, series)) for the estimate."""
+    rng = np.random.default_rng(seed)
+    observed, drawn = {}, {}
+    for name in sorted(groups):
+        x = np.asarray(groups[name], dtype=float)
+        if x.ndim != 2 or x.shape[1] == 0:
+            raise ValueError(f"group {name}: expected (series, documents), got shape {x.shape}")
+        observed[name] = x.mean(axis=1)[None]
+        idx = rng.integers(0, x.shape[1], size=(resamples, x.shape[1]))
+        drawn[name] = x[:, idx].mean(axis=2).T  # (resamples, series)
+    n = sum(np.asarray(g).shape[1] for g in groups.values())
+    return _interval(float(statistic(observed)[0]), np.asarray(statistic(drawn), dtype=float), level, n)
+
+
+def normalized_median_difference(groups: Mapping[str, np.ndarray], chance: Mapping[str, float]) -> Callable:
+    """The statistic for "plan A's normalized median minus plan B's" with series (A, B, full):
+    per task (mean - chance) / (mean_full - chance), the median over tasks, A minus B."""
+    def stat(means: Mapping[str, np.ndarray]) -> np.ndarray:
+        rel = []
+        for name, m in means.items():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rel.append((m[:, :2] - chance[name]) / (m[:, 2:3] - chance[name]))
+        r = np.stack(rel, axis=2)  # (resamples, 2, tasks)
+        med = np.median(r, axis=2)
+        return med[:, 0] - med[:, 1]
+
+    return stat
+
+
+def bonferroni(level: float, comparisons: int) -> float:
+    """The per-comparison level that keeps the family-wise error of ``comparisons`` at 1 - level."""
+    return 1 - (1 - level) / max(1, comparisons)
+
+
+def verdict(interval: Interval, claimed_sign: int = +1) -> str:
+    """Supported / contradicted only when the interval excludes zero (in the claimed direction or
+    against it); inconclusive otherwise, including when there is no interval."""
+    if not (math.isfinite(interval.low) and math.isfinite(interval.high)):
+        return INCONCLUSIVE
+    if claimed_sign * interval.low > 0 and claimed_sign * interval.high > 0:
+        return SUPPORTED
+    if claimed_sign * interval.low < 0 and claimed_sign * interval.high < 0:
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def docs_needed(interval: Interval, power: float = 0.8) -> int | None:
+    """Documents for the interval to exclude zero with probability ``power`` if the observed effect
+    is the true one: the standard error shrinks as 1/sqrt(n), so n' = n ((z_a + z_p) se / |d|)^2.
+    None when there is no effect to detect (an estimate of zero) or no standard error."""
+    d, se = abs(interval.estimate), interval.se
+    if not (d > 0 and math.isfinite(se) and se > 0):
+        return None
+    z = NormalDist().inv_cdf(1 - (1 - interval.level) / 2) + NormalDist().inv_cdf(power)
+    return max(interval.n, math.ceil(interval.n * (z * se / d) ** 2))
