@@ -12,8 +12,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from glue_painters.cli_options import output_file, output_folder
 from glue_painters.errors import UserError
-from glue_painters.results import ResultsStore, atomic_write_text
+from glue_painters.results import DEFAULT_ROOT, ResultsStore, atomic_write_text
 
 from .data import DATA_ENV
 from .summary import group_records, render, summarize
@@ -47,8 +48,9 @@ def _check_run_options(args) -> None:
     """What can be checked before the model loads and a task pass runs: one line, exit 2."""
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.report and Path(args.report).is_dir():
-        raise UserError(f"--report {args.report} is a folder; give a file such as {Path(args.report) / 'report.md'}")
+    output_folder(args.results or DEFAULT_ROOT, "--results")
+    if args.report:
+        output_file(args.report, "--report")
     if args.device and args.device.startswith("cuda"):
         import torch
 

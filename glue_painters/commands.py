@@ -6,11 +6,10 @@ arguments into calls of the library (``variants``, ``rewire``, ``similarity``, `
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from .errors import UserError
+from .cli_options import output_file, output_folder
 
 PLAN_HELP = (
     "a variant spec (full, skip:n=8, middle_repeat:n=8, reverse:n=8, random:n=8,seed=1, parallel:n=8, "
@@ -60,6 +59,8 @@ def add_subparsers(sub) -> None:
     p.add_argument("--plan", required=True, help=PLAN_HELP)
     p.add_argument("--out", required=True, help="the folder to write (must not exist or be empty)")
     p.add_argument("--kind", default="causal-lm", choices=["causal-lm", "encoder"], help="which head to load (default causal-lm)")
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                   help="save the weights in this dtype (default: as loaded, float32 on CPU)")
     p.set_defaults(func=cmd_export)
 
 
@@ -114,10 +115,11 @@ def cmd_similarity(args) -> int:
     from .models import model_info
 
     docs = similarity.read_documents(args.text, args.max_docs)
+    out = Path(args.out or f"reports/similarity_{Path(args.model).name}")
+    output_file(out.with_suffix(".json"), "--out")
     plan = variants.resolve(args.plan, model_info(args.model)["num_layers"])  # checked before any weights load
     model, tok = load_model(args.model, kind=_kind_of(args.model), device=_device(args.device))
     sim = similarity.layer_similarity(model, tok, docs, plan, max_length=args.max_length, batch_size=args.batch_size)
-    out = Path(args.out or f"reports/similarity_{Path(args.model).name}")
     title = f"{args.model}: hidden-state cosine similarity, plan {plan.text if len(plan.text) < 30 else plan.hash}"
     json_path, png_path = similarity.save(sim, out, title=title, model=args.model,
                                           text=str(args.text or "bundled:wikitext2_sample.txt"))
@@ -148,13 +150,12 @@ def cmd_export(args) -> int:
     from .models import model_info
     from .rewire import RewireError
 
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"--out {out} exists and is not empty")
+    out = output_folder(args.out, "--out", empty=True)
     plan = variants.resolve(args.plan, model_info(args.model)["num_layers"])  # checked before any weights load
     if not plan.is_sequential:
         raise RewireError(f"plan '{plan.text}' has a parallel group: only skip/reorder/repeat plans can be exported")
     model, tok = load_model(args.model, kind=args.kind)
-    export_plan(model, plan, out, tokenizer=tok)
-    print(f"wrote {out}: {plan.executions} layers running plan {plan.text}")
+    export_plan(model, plan, out, tokenizer=tok, dtype=args.dtype)
+    print(f"wrote {out}: {plan.executions} layers running plan {plan.text}, with its tokenizer"
+          + (f", weights in {args.dtype}" if args.dtype else ""))
     return 0

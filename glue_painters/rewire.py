@@ -362,9 +362,16 @@ def _walk(fresh: nn.Module, owner: nn.Module, model: nn.Module) -> nn.Module:
     return out
 
 
-def export_plan(model: nn.Module, plan: Plan | str, out_dir: str | Path, tokenizer: Any = None) -> Path:
-    """Save ``materialize(model, plan)`` as a normal HF checkpoint (with the plan in its config)."""
+def export_plan(model: nn.Module, plan: Plan | str, out_dir: str | Path, tokenizer: Any = None,
+                dtype: str | torch.dtype | None = None) -> Path:
+    """Save ``materialize(model, plan)`` as a normal HF checkpoint (with the plan in its config).
+
+    Pass the ``tokenizer`` so the folder is complete (``from_pretrained`` on it then needs
+    nothing else); ``dtype`` (e.g. "bfloat16") converts the copy's weights before saving - the
+    model handed in keeps its own."""
     new = materialize(model, plan)
+    if dtype is not None:
+        new = new.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
     plan_text = plan if isinstance(plan, str) else plan.text
     new.config.painters_plan = Plan.parse(plan_text).text
     out_dir = Path(out_dir)

@@ -1,6 +1,7 @@
 """The core subcommands: output, and one clear line with exit 2 for bad input."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -33,9 +34,13 @@ def test_plan_variants_table(capsys):
     (["plan", "--layers", "8", "skp:n=1"], "unknown variant 'skp'"),
     (["similarity", "--model", "minilm", "--text", "/nonexistent/file.txt"], "text file not found"),
     (["export", "--model", "minilm", "--kind", "encoder", "--plan", "[0-5]", "--out", "{tmp}/x"], "parallel group"),
+    (["export", "--model", "minilm", "--kind", "encoder", "--plan", "0-3", "--out", "{tmp}/afile/x"], "afile is a file, not a folder"),
+    (["export", "--model", "minilm", "--kind", "encoder", "--plan", "0-3", "--out", "{tmp}/afile"], "afile is a file, not a folder"),
+    (["similarity", "--model", "minilm", "--out", "{tmp}/afile/sim"], "afile is a file, not a folder"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    (tmp_path / "afile").write_text("not a folder")
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and err[0].startswith("painters ")
@@ -49,9 +54,14 @@ def test_similarity_and_export_on_minilm(tmp_path, capsys):
     data = json.loads(out.with_suffix(".json").read_text())
     assert data["boundaries"] == 7 and len(data["matrix"]) == 7
     assert out.with_suffix(".png").exists()
-    assert main(["export", "--model", "minilm", "--kind", "encoder", "--plan", "0,1,4,5", "--out", str(tmp_path / "m")]) == 0
-    from transformers import AutoModel
-    assert AutoModel.from_pretrained(tmp_path / "m").config.num_hidden_layers == 4
+    assert main(["export", "--model", "minilm", "--kind", "encoder", "--plan", "0,1,4,5", "--out", str(tmp_path / "m"),
+                 "--dtype", "bfloat16"]) == 0
+    from transformers import AutoModel, AutoTokenizer
+    import torch
+    reloaded = AutoModel.from_pretrained(tmp_path / "m")
+    assert reloaded.config.num_hidden_layers == 4 and reloaded.config.painters_plan == "0,1,4,5"
+    assert next(AutoModel.from_pretrained(tmp_path / "m", dtype="auto").parameters()).dtype == torch.bfloat16
+    assert AutoTokenizer.from_pretrained(tmp_path / "m")("a layer").input_ids  # the folder is complete
 
 
 def test_version_names_the_upstream_releases(capsys):
@@ -79,3 +89,17 @@ def test_written_files_honour_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == mode
+
+
+def test_output_checks_name_an_unwritable_folder(tmp_path, monkeypatch):
+    """As root every folder is writable, so the permission answer is stubbed: the check must ask it."""
+    from glue_painters import cli_options
+    from glue_painters.errors import UserError
+
+    monkeypatch.setattr(cli_options.os, "access", lambda path, mode: Path(path) != tmp_path)
+    with pytest.raises(UserError, match=f"--results {tmp_path / 'r'}: {tmp_path} is not writable"):
+        cli_options.output_folder(tmp_path / "r", "--results")
+    with pytest.raises(UserError, match="is not writable"):
+        cli_options.output_file(tmp_path / "sub" / "report.md", "--report")
+    monkeypatch.setattr(cli_options.os, "access", lambda path, mode: True)
+    assert cli_options.output_folder(tmp_path / "r" / "deeper", "--results", empty=True) == tmp_path / "r" / "deeper"

@@ -4,6 +4,7 @@ tables, and the normalized-median rule."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -121,7 +122,8 @@ def _config(tmp_path, **kw):
 
 @pytest.mark.parametrize("case", ["unknown task", "missing file", "malformed line", "n out of range", "empty config",
                                   "invalid yaml",
-                                  "batch size -1", "batch size 0", "report is a folder", "cuda without cuda"])
+                                  "batch size -1", "batch size 0", "report is a folder", "cuda without cuda",
+                                  "results is a file", "results under a file", "results unwritable"])
 def test_cli_bad_input_is_one_line_exit_2_and_no_records(case, tmp_path, tiny_folder, capsys):
     data = make_data_dir(tmp_path / "data")
     cfg = {"model": str(tiny_folder), "variants": ["skip"], "n": [1], "tasks": ["arc_easy", "lambada_openai"],
@@ -131,7 +133,9 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_records(case, tmp_path, tiny_fo
               "empty config": "is empty", "invalid yaml": "sweep.yaml:3:1: not valid YAML: could not find expected ':'",
               "batch size -1": "--batch-size must be >= 1, got -1",
               "batch size 0": "--batch-size must be >= 1, got 0", "report is a folder": "is a folder",
-              "cuda without cuda": "CUDA is not available"}[case]
+              "cuda without cuda": "CUDA is not available", "results is a file": "results is a file, not a folder",
+              "results under a file": "results: " + str(tmp_path / "afile") + " is a file",
+              "results unwritable": "is not writable"}[case]
     extra = {"batch size -1": ["--batch-size", "-1"], "batch size 0": ["--batch-size", "0"],
              "report is a folder": ["--report", str(tmp_path)], "cuda without cuda": ["--device", "cuda"]}.get(case, [])
     if case == "cuda without cuda" and torch.cuda.is_available():
@@ -148,12 +152,22 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_records(case, tmp_path, tiny_fo
     if case == "invalid yaml":
         path.write_text("model: m\nvariants skip\nn: [1]\n")
     results = tmp_path / "results"
+    if case == "results is a file":
+        results.write_text("")
+    elif case == "results under a file":
+        (tmp_path / "afile").write_text("")
+        results = tmp_path / "afile" / "results"
+    elif case == "results unwritable":
+        if os.geteuid() == 0:
+            pytest.skip("root writes anywhere")
+        (tmp_path / "ro").mkdir(mode=0o555)
+        results = tmp_path / "ro" / "results"
     rc = main(["decoder", "run", str(path), "--data-dir", str(data), "--results", str(results), "--quiet", *extra])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert [line for line in err if line.startswith("painters decoder: error:")] == [err[-1]]
     assert expect in err[-1]
-    assert not list(results.rglob("*.json")) if results.exists() else True
+    assert not list(results.rglob("*.json")) if results.is_dir() else True
 
 
 def test_cli_run_then_summary(tmp_path, tiny_folder, capsys):
