@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     "decoder_eval.speculative",
     "glue_painters.glue.cli",
     "glue_painters.report.cli",
+    "glue_painters.results_export",
     "glue_painters.search_cli",
 ]
 

@@ -44,13 +44,18 @@ def atomic_write_text(path: Path, text: str) -> None:
     The temporary name carries the pid and a random part (``mkstemp`` creates it exclusively), so
     processes writing into one folder at once never share a temporary file. The file gets the mode
     an ordinary ``open`` would give it (0666 less the umask), not mkstemp's 0600."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``atomic_write_text`` for bytes (a Parquet table, an image)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a shared store must be readable as umask allows
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
