@@ -12,11 +12,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from glue_painters.cli_options import output_file, output_folder
+from glue_painters.cli_options import add_grid_options, grid_overrides, output_file, output_folder
 from glue_painters.errors import UserError
 from glue_painters.results import DEFAULT_ROOT, ResultsStore, atomic_write_text
 
+from glue_painters.yamlfile import read_yaml
+
 from .data import DATA_ENV
+from .dry_run import dry_run, render as render_dry_run
 from .summary import group_records, render, summarize
 from .sweep import CONFIG_KEYS, TRACK, load_config, parse_config, process_state, run_sweep
 from .tasks import TASKS
@@ -60,8 +63,8 @@ def _check_run_options(args) -> None:
 
 def _run(args) -> int:
     _check_run_options(args)
-    cfg = load_config(args.config)
-    raw = dict(cfg.raw)
+    raw = grid_overrides(args, read_yaml(args.config) if args.config else None)
+    source = args.config or "<flags>"
     tasks = _tasks(args.tasks)
     if tasks:
         raw["tasks"] = tasks
@@ -73,7 +76,11 @@ def _run(args) -> int:
             merged = {}
         merged.update(limits)
         raw["limit"] = merged
-    cfg = parse_config(raw, cfg.source)
+    cfg = parse_config(raw, source)
+    if args.dry_run:
+        print(render_dry_run(dry_run(cfg, results_dir=args.results, data_dir=args.data_dir, device=args.device,
+                                     dtype=args.dtype)))
+        return 0
     outcome = run_sweep(cfg, results_dir=args.results, data_dir=args.data_dir, log_samples=args.log_samples,
                         device=args.device, dtype=args.dtype, batch_size=args.batch_size, progress=not args.quiet)
     if not process_state().is_main_process:
@@ -143,7 +150,8 @@ def add_subparsers(sub) -> None:
                     f"and writes its own records; the main process prints the summary when all are done.\n\n"
                     f"Config keys:\n{keys}",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("config", help="sweep config (YAML), e.g. configs/decoder/smollm2_quick.yaml")
+    run.add_argument("config", nargs="?", help="sweep config (YAML), e.g. configs/decoder/smollm2_quick.yaml; "
+                                               "optional with --model and the grid flags")
     run.add_argument("--limit", action="append", metavar="N|TASK=N",
                      help="evaluate the first N documents of each task (file order, as lm-eval's --limit); "
                           "TASK=N sets one task; repeatable; a plain N replaces the config's limits")
@@ -164,6 +172,9 @@ def add_subparsers(sub) -> None:
                      help="also keep per-item requests, outputs and scores in a JSONL file next to each record")
     run.add_argument("--report", metavar="FILE.md", help="also write the summary tables and the command to FILE.md")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the plans, what is already in the store and an estimated time; run nothing")
+    add_grid_options(run)
     run.set_defaults(func=_run)
 
     summ = actions.add_parser(

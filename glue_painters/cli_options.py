@@ -50,3 +50,59 @@ def output_folder(path: str | os.PathLike, flag: str, *, empty: bool = False) ->
     if empty and p.is_dir() and any(p.iterdir()):
         raise UserError(f"{flag} {p} exists and is not empty")
     return p
+
+
+# ---- the sweep grid as flags ---------------------------------------------------------------------
+# Each flag sets the config key of the same name (``glue_painters.sweep_config``), so a flag and a
+# YAML line are checked by the same code and mean the same thing in both tracks.
+GRID_FLAGS = {
+    "model": "model alias, local folder or hub id (overrides the config's)",
+    "variants": "comma-separated variants, e.g. skip,random (overrides the config's)",
+    "n": "N values: all, 4, 2,4,6 or FROM:TO[:STEP] (overrides the config's)",
+    "k": "looped_parallel iterations, e.g. 3 or 2,3,4 (overrides the config's)",
+    "permutation_seeds": "random variant: a count or comma-separated seeds (overrides the config's)",
+    "plans": "extra rows: variant specs or plan texts separated by ';' (adds to the config's)",
+}
+
+
+def add_grid_options(parser) -> None:
+    g = parser.add_argument_group("the sweep grid (instead of, or on top of, a config file)")
+    for key, text in GRID_FLAGS.items():
+        g.add_argument("--" + key.replace("_", "-"), dest=f"grid_{key}", metavar=key.upper(), help=text)
+
+
+def _scalar(text: str):
+    text = text.strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _flag_value(key: str, text: str):
+    if key == "model":
+        return text
+    if key == "plans":
+        return [p.strip() for p in text.split(";") if p.strip()]
+    if key == "n" and ":" in text:
+        parts = [_scalar(p) for p in text.split(":")]
+        if len(parts) not in (2, 3) or not all(isinstance(p, int) for p in parts):
+            raise UserError(f"--n {text}: FROM:TO or FROM:TO:STEP takes integers")
+        return dict(zip(("from", "to", "step"), parts))
+    values = [_scalar(v) for v in text.split(",") if v.strip()]
+    if key in ("permutation_seeds", "k") and len(values) == 1:
+        return values[0]  # one number: k itself, or a count of seeds (as in YAML)
+    if key == "n" and values == ["all"]:
+        return "all"
+    return values
+
+
+def grid_overrides(args, raw: dict | None) -> dict:
+    """The config mapping with the grid flags applied (``plans`` adds, the rest replace)."""
+    out = dict(raw or {})
+    for key in GRID_FLAGS:
+        text = getattr(args, f"grid_{key}", None)
+        if text is None:
+            continue
+        value = _flag_value(key, text)
+        out[key] = (list(out.get("plans") or []) + value) if key == "plans" else value
+    if "model" not in out:
+        raise UserError("give a sweep config file or --model (and the grid flags)")
+    return out

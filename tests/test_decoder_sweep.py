@@ -223,3 +223,34 @@ def test_normalized_median_leaves_out_tasks_at_chance():
     assert "b ‡" in table and "(0.30)" in table and "left out of the median" in table
     # every item right on 2 items is not "clearly above chance"
     assert not summarize([_rec("full", "a", 1.0, n_items=2)], ["a"]).reliability["a"].ok
+
+
+def test_dry_run_lists_rows_writes_nothing_and_estimates_from_the_store(tmp_path, tiny_folder, capsys):
+    data = make_data_dir(tmp_path / "data")
+    results = tmp_path / "results"
+    flags = ["--model", str(tiny_folder), "--variants", "skip,looped_parallel", "--n", "0:2:2", "--k", "2",
+             "--tasks", "arc_easy", "--limit", "2", "--data-dir", str(data), "--results", str(results), "--quiet"]
+    assert main(["decoder", "run", *flags, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for row in ("full ", "skip:n=0", "skip:n=2", "looped_parallel:n=0,k=2", "looped_parallel:n=2,k=2"):
+        assert row in out
+    assert "5 of 5 records to compute; no time estimate" in out and not results.exists()
+    assert main(["decoder", "run", *flags, "--variants", "skip", "--n", "2"]) == 0  # full and skip:n=2 done
+    capsys.readouterr()
+    assert main(["decoder", "run", *flags, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 5 records to compute; about" in out and "min for arc_easy" in out
+    assert len(list(results.rglob("*.json"))) == 2
+
+
+def test_grid_flags_replace_config_keys_and_are_checked_like_yaml(tmp_path, tiny_folder, capsys):
+    path = _config(tmp_path, model=str(tiny_folder), variants=["skip"], n=[1], tasks=["arc_easy"])
+    data = make_data_dir(tmp_path / "data")
+    assert main(["decoder", "run", str(path), "--n", "all", "--variants", "reverse", "--data-dir", str(data),
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "reverse:n=0" in out and "reverse:n=3" in out and "skip:" not in out
+    assert main(["decoder", "run", str(path), "--permutation-seeds", "-1", "--variants", "random", "--dry-run"]) == 2
+    assert "'permutation_seeds' as a count must be at least 1" in capsys.readouterr().err
+    assert main(["decoder", "run", "--variants", "skip", "--dry-run"]) == 2
+    assert "give a sweep config file or --model" in capsys.readouterr().err
