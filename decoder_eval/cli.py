@@ -63,8 +63,10 @@ def _check_run_options(args) -> None:
 
 def _run(args) -> int:
     _check_run_options(args)
-    raw = grid_overrides(args, read_yaml(args.config) if args.config else None)
+    raw = grid_overrides(args, read_yaml(args.config) if args.config else None, from_file=bool(args.config))
     source = args.config or "<flags>"
+    if not isinstance(raw, dict) or not raw:
+        parse_config(raw, source)  # empty or not a mapping: the grammar's one-line error
     tasks = _tasks(args.tasks)
     if tasks:
         raw["tasks"] = tasks

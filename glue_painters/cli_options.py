@@ -94,8 +94,11 @@ def _flag_value(key: str, text: str):
     return values
 
 
-def grid_overrides(args, raw: dict | None) -> dict:
-    """The config mapping with the grid flags applied (``plans`` adds, the rest replace)."""
+def grid_overrides(args, raw, *, from_file: bool) -> dict:
+    """The config mapping with the grid flags applied (``plans`` adds, the rest replace). A file's
+    own problems (empty, not a mapping) are left to the grammar, which names the file."""
+    if from_file and (not isinstance(raw, dict) or not any(getattr(args, f"grid_{k}", None) for k in GRID_FLAGS)):
+        return raw
     out = dict(raw or {})
     for key in GRID_FLAGS:
         text = getattr(args, f"grid_{key}", None)
@@ -103,6 +106,6 @@ def grid_overrides(args, raw: dict | None) -> dict:
             continue
         value = _flag_value(key, text)
         out[key] = (list(out.get("plans") or []) + value) if key == "plans" else value
-    if "model" not in out:
+    if "model" not in out and not from_file:
         raise UserError("give a sweep config file or --model (and the grid flags)")
     return out
