@@ -3,7 +3,7 @@
 The naive way re-runs the frozen rewired body on every training batch of every epoch of every
 seed (and on the evaluation set once per seed), training one seed's head after the other: what
 training a head on top of a frozen model with an ordinary training loop does. The sweep's way
-(``glue_painters.glue.sweep._probe_in_sweep``) computes the features of all plans of the task in
+(``glue_eval.sweep._probe_in_sweep``) computes the features of all plans of the task in
 one pass (``probe.fill_feature_cache``: length-sorted batches over all splits, plans walked as a
 trie so the layers they start with run once per batch), then trains every seed's head of a plan at
 once on the cached features (``probe.train_heads``). Both train on the same batches, so their
@@ -53,9 +53,9 @@ def main(argv=None) -> int:
 
     import torch
     import transformers
-    from glue_painters.glue.modeling import choose_pooling, load
-    from glue_painters.glue.probe import ProbeHParams, _length_batches, _rows, fill_feature_cache, probe
-    from glue_painters.glue.sweep import RunSpec, prepare_task
+    from glue_eval.modeling import choose_pooling, load
+    from glue_eval.probe import ProbeHParams, _length_batches, _rows, fill_feature_cache, probe
+    from glue_eval.sweep import RunSpec, prepare_task
     from glue_painters.prefix_share import PlanTrie
     from glue_painters.rewire import num_layers
 
@@ -96,8 +96,8 @@ def main(argv=None) -> int:
 
     # warm-up outside the timings, as a sweep pays it once per process: the metric module and one
     # forward per distinct layer (first-call allocations)
-    from glue_painters.glue.metrics import load_metric
-    from glue_painters.glue.probe import extract_features
+    from glue_eval.metrics import load_metric
+    from glue_eval.probe import extract_features
     load_metric(td.task.name)
     extract_features(encoder, td.train.select(range(min(4, len(td.train)))), plan_list[0], pooling)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from decoder_eval import sweep as decoder_sweep
-from glue_painters.glue import sweep as glue_sweep
+from glue_eval import sweep as glue_sweep
 
 ROOT = Path(__file__).resolve().parent.parent / "configs"
 DEPTH = {"smollm2": 30, "minilm": 6, "mpnet": 12, "bert-large-uncased": 24}

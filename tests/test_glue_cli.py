@@ -11,7 +11,7 @@ import yaml
 
 from glue_painters.cli import main
 from glue_painters.errors import UserError
-from glue_painters.glue import tasks as T
+from glue_eval import tasks as T
 
 WORDS = ("the a cat dog sat ran on mat park is was not big small red blue house car man woman saw "
          "walked home today yesterday good bad").split()
@@ -79,7 +79,7 @@ def records(results: Path):
 
 
 def test_tiny_sweep_end_to_end_records_wandb_and_resume(tmp_path, tiny_dir, capsys, monkeypatch):
-    from glue_painters.glue import sweep as sweep_module
+    from glue_eval import sweep as sweep_module
     passes, fill = [], sweep_module.fill_feature_cache
 
     def spy(cache, model, plans, *args, **kw):
@@ -232,8 +232,8 @@ def test_minilm_finetune_and_probe_from_the_cli(tmp_path, capsys):
 
 
 def test_one_finetune_run_module_form_with_checkpoints_and_resume(tmp_path, tiny_dir, capsys):
-    """The ``accelerate launch -m glue_painters.glue.finetune`` form (run in-process here)."""
-    from glue_painters.glue import finetune as ft
+    """The ``accelerate launch -m glue_eval.finetune`` form (run in-process here)."""
+    from glue_eval import finetune as ft
     data = toy_rte(tmp_path / "data")
     out, results = tmp_path / "run", tmp_path / "results"
     argv = ["--model", str(tiny_dir), "--task", "rte", "--plan", "looped_parallel:n=1,k=2", "--output-dir", str(out),

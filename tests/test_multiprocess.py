@@ -55,7 +55,7 @@ def test_prefix_groups_keep_plans_that_share_first_layers_together():
 
 
 def test_glue_probes_of_a_task_go_to_one_process_and_tasks_spread():
-    from glue_painters.glue import sweep as G
+    from glue_eval import sweep as G
 
     cfg = G.SweepConfig(model="m", variants=["full", "skip"], n=[1], tasks=["rte", "mrpc", "cola"], seeds=[0, 1]).check()
     owners = G._probe_owners(G.expand(cfg, 6), 2)

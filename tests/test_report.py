@@ -210,7 +210,7 @@ def test_glue_chance_is_the_majority_label_when_the_rows_are_here(tmp_path, monk
     records were scored on (found by the data file's hash in the record key), else guessing."""
     import json
 
-    from glue_painters.glue.sweep import _file_sha
+    from glue_eval.sweep import _file_sha
     from glue_painters.report.data import glue_majority
 
     data = tmp_path / "data" / "rte"

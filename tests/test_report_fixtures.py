@@ -1,6 +1,6 @@
 """Shared helpers for the report tests (no tests here): results stores built from hand-made records,
 written by the tracks' own record writers (``decoder_eval.sweep.save_result`` and
-``glue_painters.glue.sweep._record`` / ``key_fields``), so the report reads exactly what the
+``glue_eval.sweep._record`` / ``key_fields``), so the report reads exactly what the
 sweeps write.
 
 Why designed numbers: each of the paper's claims gets a known answer. The decoder store is made
@@ -120,7 +120,7 @@ def glue_quality(variant: str, n: int | None, T: int = GLUE_T, k: int | None = N
 def write_glue_store(root: Path, model: str = "tinybert", modes=("finetune", "probe"), seeds=(0, 1),
                      variants=("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel"),
                      tasks=tuple(GLUE_TASKS), plans=(), data=None) -> int:
-    from glue_painters.glue.sweep import RunSpec, _record, key_fields
+    from glue_eval.sweep import RunSpec, _record, key_fields
 
     store = ResultsStore(root)
     count = 0
