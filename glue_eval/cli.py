@@ -13,7 +13,7 @@ def add_subparsers(sub) -> None:
     glue = sub.add_parser(
         "glue", help="GLUE fine-tuning and head-only probing under layer-rewiring variants",
         description="GLUE fine-tuning (transformers.Trainer) and head-only probing of a rewired encoder. "
-                    "One fine-tuning run on several GPUs: accelerate launch -m glue_painters.glue.finetune --help",
+                    "One fine-tuning run on several GPUs: accelerate launch -m glue_eval.finetune_cli --help",
     )
     gsub = glue.add_subparsers(dest="glue_command", metavar="{run,summary}", required=True)
 

@@ -35,27 +35,10 @@ from torch import nn
 
 from glue_painters.plans import Plan
 from glue_painters.rewire import rewired
-from .finetune import _hparams_from_dict
+from .hparams import ProbeHParams
 from .metrics import predictions_from_logits, score_split, task_score
 from .modeling import pool
 from .tasks import Task, get_task
-
-
-@dataclass(frozen=True)
-class ProbeHParams:
-    """Paper settings for the probe (max length 128, batch 32, 3 epochs, lr 3e-2)."""
-
-    learning_rate: float = 3e-2
-    batch_size: int = 32
-    epochs: int = 3
-    max_length: int = 128
-    weight_decay: float = 0.0
-    extract_batch_size: int = 128
-    pooling: str = "auto"
-
-    @classmethod
-    def from_dict(cls, d: dict | None, where: str = "probe") -> "ProbeHParams":
-        return _hparams_from_dict(cls, d, where)
 
 
 # ---- the body's features ------------------------------------------------------------------------

@@ -46,9 +46,10 @@ from glue_painters.results import ResultsStore, atomic_write_text, process_state
 from glue_painters.variants import VARIANTS, build, n_range, resolve
 from glue_painters.yamlfile import read_yaml
 from . import tasks as T
-from .finetune import FinetuneHParams, finetune
+from .finetune import finetune
+from .hparams import FinetuneHParams, ProbeHParams
 from .metrics import glue_average
-from .probe import ProbeHParams, fill_feature_cache, probe
+from .probe import fill_feature_cache, probe
 
 TRACK = "glue"
 MODES = ("finetune", "probe")
@@ -345,7 +346,7 @@ def _record(spec: RunSpec, plan: Plan, model_name: str, td: TaskData, res: dict,
 def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_train=None, limit_eval=None,
                      output_dir=None, save_steps=None, resume=False, results=None, wandb_on=True,
                      subset_seed=0, wandb_settings=None) -> dict | None:
-    """One fine-tuning run (the ``python -m glue_painters.glue.finetune`` form), record optional."""
+    """One fine-tuning run (the ``python -m glue_eval.finetune_cli`` form), record optional."""
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
     from .modeling import load, weights_fingerprint

@@ -232,8 +232,8 @@ def test_minilm_finetune_and_probe_from_the_cli(tmp_path, capsys):
 
 
 def test_one_finetune_run_module_form_with_checkpoints_and_resume(tmp_path, tiny_dir, capsys):
-    """The ``accelerate launch -m glue_eval.finetune`` form (run in-process here)."""
-    from glue_eval import finetune as ft
+    """The ``accelerate launch -m glue_eval.finetune_cli`` form (run in-process here)."""
+    from glue_eval import finetune_cli as ft
     data = toy_rte(tmp_path / "data")
     out, results = tmp_path / "run", tmp_path / "results"
     argv = ["--model", str(tiny_dir), "--task", "rte", "--plan", "looped_parallel:n=1,k=2", "--output-dir", str(out),
