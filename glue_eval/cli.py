@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def _common(p) -> None:
 
 
 def _config(args):
-    from .sweep import load_config
+    from .config import load_config
     cfg = load_config(args.config)
     if args.tasks:
         cfg.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
@@ -102,7 +101,9 @@ def _header(argv_cmd: str, cfg=None, wall_s: float | None = None) -> str:
 
 
 def _run(args) -> int:
-    from .sweep import is_main_process, run_sweep, summary_table, write_report
+    from .pipeline import run_sweep
+    from .processes import is_main_process
+    from .summary import summary_table, write_report
     import time
     cfg = _config(args)
     t0 = time.perf_counter()
@@ -120,7 +121,9 @@ def _run(args) -> int:
 
 def _summary(args) -> int:
     from glue_painters.results import ResultsStore
-    from .sweep import TRACK, run_sweep, summary_table, write_report
+    from .pipeline import run_sweep
+    from .records import TRACK
+    from .summary import summary_table, write_report
     if args.config:
         cfg = _config(args)
         records = run_sweep(cfg, _results(args), data_dir=args.data_dir, wandb_on=False, progress=False, dry=True,

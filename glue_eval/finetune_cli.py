@@ -18,7 +18,8 @@ from dataclasses import fields
 from glue_painters.errors import UserError
 
 from .hparams import FinetuneHParams, add_hparam_options
-from .sweep import RunSpec, run_finetune_one
+from .runs import RunSpec
+from .steps import run_finetune_one
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -222,7 +222,7 @@ def glue_majority(task: str, data: str, subset: str) -> float | None:
 
     from glue_eval import tasks as T
     from glue_eval.metrics import score_split, task_score
-    from glue_eval.sweep import _file_sha
+    from glue_eval.data import _file_sha
 
     t = T.get_task(task)
     data_shas, sub = json.loads(data) or {}, json.loads(subset) or {}
@@ -275,7 +275,7 @@ def _with_twins(recs: list[dict]) -> list[dict]:
     that asked for it (``full`` before ``reverse:n=2`` when the middle is one layer); the other
     labels are not in the store. Rebuild each missing (variant, N, k) label's plan and take its
     twin's record, relabelled."""
-    from glue_eval.sweep import RunSpec
+    from glue_eval.runs import RunSpec
 
     T = layer_count(recs)
     if T is None:
@@ -343,7 +343,7 @@ def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Gro
         # one record per (label, task, seed): a re-run under a newer code version replaces none
         seen, dup = {}, 0
         for r in recs:
-            key = (r["variant"], r.get("n"), r.get("k"), r["task"], r["seed"], r.get("plan_text") if r["variant"] == "custom" else None)
+            key = (r["variant"], r.get("n"), r.get("k"), r["task"], r["seed"], r.get("label") if r["variant"] == "custom" else None)
             if key in seen:
                 dup += 1
                 continue
