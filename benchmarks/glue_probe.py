@@ -3,7 +3,7 @@
 The naive way re-runs the frozen rewired body on every training batch of every epoch of every
 seed (and on the evaluation set once per seed), training one seed's head after the other: what
 training a head on top of a frozen model with an ordinary training loop does. The sweep's way
-(``glue_painters.glue.sweep._probe_in_sweep``) computes the features of all plans of the task in
+(``glue_eval.steps.probe_step``) computes the features of all plans of the task in
 one pass (``probe.fill_feature_cache``: length-sorted batches over all splits, plans walked as a
 trie so the layers they start with run once per batch), then trains every seed's head of a plan at
 once on the cached features (``probe.train_heads``). Both train on the same batches, so their
@@ -53,9 +53,10 @@ def main(argv=None) -> int:
 
     import torch
     import transformers
-    from glue_painters.glue.modeling import choose_pooling, load
-    from glue_painters.glue.probe import ProbeHParams, _length_batches, _rows, fill_feature_cache, probe
-    from glue_painters.glue.sweep import RunSpec, prepare_task
+    from glue_eval.modeling import choose_pooling, load
+    from glue_eval.probe import ProbeHParams, _length_batches, _rows, fill_feature_cache, probe
+    from glue_eval.data import prepare_task
+    from glue_eval.runs import RunSpec
     from glue_painters.prefix_share import PlanTrie
     from glue_painters.rewire import num_layers
 
@@ -96,15 +97,15 @@ def main(argv=None) -> int:
 
     # warm-up outside the timings, as a sweep pays it once per process: the metric module and one
     # forward per distinct layer (first-call allocations)
-    from glue_painters.glue.metrics import load_metric
-    from glue_painters.glue.probe import extract_features
+    from glue_eval.metrics import load_metric
+    from glue_eval.probe import extract_features
     load_metric(td.task.name)
     extract_features(encoder, td.train.select(range(min(4, len(td.train)))), plan_list[0], pooling)
 
     def sweep(naive: bool, share: bool = True):
         t0, c0 = time.perf_counter(), time.process_time()
         out, cache, t_feat = {}, {}, 0.0
-        if not naive:  # as _probe_in_sweep: every plan's features of the task in one pass
+        if not naive:  # as probe_step: every plan's features of the task in one pass
             t_feat = fill_feature_cache(cache, encoder, plan_list, td.task.name, splits, pooling,
                                         hp.extract_batch_size, share=share)
             print(f"  features ({'shared prefixes' if share else 'plan by plan'}) {t_feat:7.1f}s", file=sys.stderr)

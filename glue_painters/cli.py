@@ -20,7 +20,7 @@ SUBCOMMANDS = [
     "decoder_eval.cli",
     "decoder_eval.heal",
     "decoder_eval.speculative",
-    "glue_painters.glue.cli",
+    "glue_eval.cli",
     "glue_painters.report.cli",
     "glue_painters.results_export",
     "glue_painters.search_cli",

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from decoder_eval import sweep as decoder_sweep
-from glue_painters.glue import sweep as glue_sweep
+from glue_eval import config as glue_config, runs as glue_runs
 
 ROOT = Path(__file__).resolve().parent.parent / "configs"
 DEPTH = {"smollm2": 30, "minilm": 6, "mpnet": 12, "bert-large-uncased": 24}
@@ -21,6 +21,6 @@ def test_decoder_config_expands(path):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "glue").glob("*.yaml")), ids=lambda p: p.name)
 def test_glue_config_expands(path):
-    cfg = glue_sweep.load_config(path)
-    specs = glue_sweep.expand(cfg, DEPTH[cfg.model])
+    cfg = glue_config.load_config(path)
+    specs = glue_runs.expand(cfg, DEPTH[cfg.model])
     assert specs and {s.task for s in specs} == set(cfg.tasks)

@@ -11,7 +11,7 @@ import yaml
 
 from glue_painters.cli import main
 from glue_painters.errors import UserError
-from glue_painters.glue import tasks as T
+from glue_eval import tasks as T
 
 WORDS = ("the a cat dog sat ran on mat park is was not big small red blue house car man woman saw "
          "walked home today yesterday good bad").split()
@@ -79,14 +79,14 @@ def records(results: Path):
 
 
 def test_tiny_sweep_end_to_end_records_wandb_and_resume(tmp_path, tiny_dir, capsys, monkeypatch):
-    from glue_painters.glue import sweep as sweep_module
-    passes, fill = [], sweep_module.fill_feature_cache
+    from glue_eval import steps as steps_module
+    passes, fill = [], steps_module.fill_feature_cache
 
     def spy(cache, model, plans, *args, **kw):
         passes.append(sorted(p.text for p in plans))
         return fill(cache, model, plans, *args, **kw)
 
-    monkeypatch.setattr(sweep_module, "fill_feature_cache", spy)
+    monkeypatch.setattr(steps_module, "fill_feature_cache", spy)
     data = toy_rte(tmp_path / "data")
     cfg = write_config(tmp_path / "sweep.yaml", model=str(tiny_dir))
     results, report = tmp_path / "results", tmp_path / "report.md"
@@ -102,7 +102,8 @@ def test_tiny_sweep_end_to_end_records_wandb_and_resume(tmp_path, tiny_dir, caps
     assert {r["mode"] for r in body} == {"finetune", "probe"}
     r = next(r for r in body if r["label"] == "looped_parallel:n=1,k=2" and r["mode"] == "probe")
     assert r["plan_text"] == "0,1,[2-4]x2,5" and r["key"]["plan"] == r["plan_hash"] and r["pooling"] == "pooler"  # the saved tiny BERT has pooler weights
-    assert set(r["key"]) == {"model", "plan", "task", "mode", "seed", "hparams", "subset", "data", "code"}
+    assert set(r["key"]) == {"model", "plan", "label", "task", "mode", "seed", "hparams", "subset", "data", "code"}
+    assert r["key"]["label"] == r["label"]  # one record per label
     assert r["sizes"] == {"train": 16, "validation": 8}
     assert "| skip:n=1 | `0,1,5` |" in out.out and "minilm" not in out.out
     assert "Command: `" in report.read_text() and "| full | `0-5` |" in report.read_text()
@@ -232,8 +233,8 @@ def test_minilm_finetune_and_probe_from_the_cli(tmp_path, capsys):
 
 
 def test_one_finetune_run_module_form_with_checkpoints_and_resume(tmp_path, tiny_dir, capsys):
-    """The ``accelerate launch -m glue_painters.glue.finetune`` form (run in-process here)."""
-    from glue_painters.glue import finetune as ft
+    """The ``accelerate launch -m glue_eval.finetune_cli`` form (run in-process here)."""
+    from glue_eval import finetune_cli as ft
     data = toy_rte(tmp_path / "data")
     out, results = tmp_path / "run", tmp_path / "results"
     argv = ["--model", str(tiny_dir), "--task", "rte", "--plan", "looped_parallel:n=1,k=2", "--output-dir", str(out),
@@ -248,3 +249,113 @@ def test_one_finetune_run_module_form_with_checkpoints_and_resume(tmp_path, tiny
     assert again["metrics"] == first["metrics"] and again["steps"] == 2
     assert ft.main(["--task", "nope", "--output-dir", str(out)]) == 2
     assert "unknown GLUE task 'nope'" in capsys.readouterr().err
+
+
+def test_old_glue_painters_glue_names_still_work():
+    """The track moved to ``glue_eval``; the old module names are aliases of the new modules, and
+    the documented ``python -m glue_painters.glue.finetune`` still runs the one-run command."""
+    import subprocess
+    import sys
+
+    import glue_eval
+    import glue_painters.glue.probe
+    import glue_painters.glue.tasks
+    from glue_painters.glue.finetune import FinetuneHParams, finetune, main
+    from glue_painters.glue.sweep import RunSpec, _file_sha, load_config, run_sweep
+
+    assert glue_painters.glue.tasks is glue_eval.tasks and glue_painters.glue.probe is glue_eval.probe
+    from glue_eval import finetune_cli, hparams, pipeline
+    assert (FinetuneHParams, finetune, main) == (hparams.FinetuneHParams, glue_eval.finetune.finetune, finetune_cli.main)
+    assert run_sweep is pipeline.run_sweep and RunSpec.__module__ == "glue_eval.runs"
+    assert callable(_file_sha) and callable(load_config)
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-m", "glue_painters.glue.finetune", "--help"], env=env, cwd=repo,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--output-dir" in done.stdout, done.stderr[-2000:]
+
+
+def _count_work(monkeypatch):
+    """Spies on the sweep's two kinds of work: fine-tuning runs and probe feature passes."""
+    from glue_eval import steps
+    work = {"finetune": [], "features": []}
+    finetune, fill = steps.finetune, steps.fill_feature_cache
+
+    def count_finetune(model, plan, *args, **kw):
+        work["finetune"].append(plan.text)
+        return finetune(model, plan, *args, **kw)
+
+    def count_fill(cache, model, plans, *args, **kw):
+        work["features"].append(sorted(p.text for p in plans))
+        return fill(cache, model, plans, *args, **kw)
+
+    monkeypatch.setattr(steps, "finetune", count_finetune)
+    monkeypatch.setattr(steps, "fill_feature_cache", count_fill)
+    return work
+
+
+def test_labels_with_one_plan_are_computed_once_and_each_get_a_record(tmp_path, tiny_dir, capsys, monkeypatch):
+    """6 layers, N=2: reverse's middle is one layer, so reverse:n=2 builds the full plan."""
+    work = _count_work(monkeypatch)
+    data = toy_rte(tmp_path / "data")
+    cfg = write_config(tmp_path / "sweep.yaml", model=str(tiny_dir), variants=["full", "reverse"], n=[2], seeds=[0])
+    results = tmp_path / "results"
+    assert main(["glue", "run", str(cfg), "--results", str(results), "--data-dir", str(data), "--no-progress",
+                 "--no-wandb"]) == 0
+    assert work == {"finetune": ["0-5"], "features": [["0-5"]]}
+    body = [json.loads(p.read_text()) for p in records(results)]
+    assert sorted((r["mode"], r["label"]) for r in body) == [
+        ("finetune", "full"), ("finetune", "reverse:n=2"), ("probe", "full"), ("probe", "reverse:n=2")]
+    for mode in ("finetune", "probe"):
+        full, rev = (next(r for r in body if r["mode"] == mode and r["label"] == label) for label in ("full", "reverse:n=2"))
+        assert full["metrics"] == rev["metrics"] and full["plan_hash"] == rev["plan_hash"]
+        assert rev["key"]["label"] == "reverse:n=2" and rev["variant"] == "reverse" and rev["n"] == 2
+    assert "| reverse:n=2 | `0-5` |" in capsys.readouterr().out
+
+
+def _to_old_format(results: Path) -> None:
+    """Rewrite a store as sweeps wrote it before records were per label: keyed by plan, one record
+    per (plan, task, mode, seed), under the first label that asked for it."""
+    from glue_painters.results import ResultsStore
+    store, seen = ResultsStore(results), set()
+    for path in records(results):
+        rec = json.loads(path.read_text())
+        path.unlink()
+        old_key = {k: v for k, v in rec["key"].items() if k != "label"}
+        if json.dumps(old_key, sort_keys=True) not in seen:
+            seen.add(json.dumps(old_key, sort_keys=True))
+            store.put("glue", old_key, {k: v for k, v in rec.items() if k not in ("key", "key_hash", "track")})
+
+
+def test_an_old_format_store_is_migrated_per_label_without_recomputing(tmp_path, tiny_dir, capsys, monkeypatch):
+    data = toy_rte(tmp_path / "data")
+    cfg = write_config(tmp_path / "sweep.yaml", model=str(tiny_dir), variants=["full", "reverse", "skip"], n=[2],
+                       seeds=[0, 1], finetune={"seeds": [0], "epochs": 1, "max_length": 32, "batch_size": 8})
+    results = tmp_path / "results"
+    argv = ["glue", "run", str(cfg), "--results", str(results), "--data-dir", str(data), "--no-progress", "--no-wandb"]
+    assert main(argv) == 0
+    new = {(r["mode"], r["label"], r["seed"]): r for r in map(lambda p: json.loads(p.read_text()), records(results))}
+    out = capsys.readouterr().out
+    table = out[out.index("### "):]  # after Trainer's own printout
+    assert main(["glue", "summary", "--results", str(results)]) == 0
+    whole_store = capsys.readouterr().out
+    _to_old_format(results)
+    old = [json.loads(p.read_text()) for p in records(results)]
+    assert len(old) == 2 * 1 + 2 * 2 and all("label" not in r["key"] for r in old)  # reverse:n=2 = full: no record
+    # the summary of a config reads the old store as it is (nothing written) ...
+    assert main(["glue", "summary", str(cfg), "--results", str(results), "--data-dir", str(data)]) == 0
+    assert capsys.readouterr().out == table and len(records(results)) == len(old)
+    # ... and a resumed sweep copies the old records per label instead of computing anything
+    work = _count_work(monkeypatch)
+    assert main(argv) == 0
+    assert work == {"finetune": [], "features": []}
+    assert "0 runs done now, 9 already" in capsys.readouterr().err
+    migrated = [json.loads(p.read_text()) for p in records(results)]
+    per_label = {(r["mode"], r["label"], r["seed"]): r for r in migrated if "label" in r["key"]}
+    assert per_label.keys() == new.keys()
+    old_hashes = {r["key_hash"] for r in old}
+    for k, r in per_label.items():
+        assert r["migrated_from"] in old_hashes and r["metrics"] == new[k]["metrics"] and r["key"] == new[k]["key"]
+    # old and copied records side by side: the whole store's table counts each run once
+    assert main(["glue", "summary", "--results", str(results)]) == 0
+    assert capsys.readouterr().out == whole_store

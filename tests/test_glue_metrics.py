@@ -8,8 +8,8 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from glue_painters.errors import UserError
-from glue_painters.glue import tasks as T
-from glue_painters.glue.metrics import glue_average, load_metric, score_split, task_score
+from glue_eval import tasks as T
+from glue_eval.metrics import glue_average, load_metric, score_split, task_score
 
 RNG = np.random.default_rng(1234)
 Y2 = RNG.integers(0, 2, 200)

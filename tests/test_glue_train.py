@@ -7,10 +7,10 @@ import torch
 from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
-from glue_painters.glue.finetune import FinetuneHParams, finetune
-from glue_painters.glue.probe import (ProbeHParams, extract_features, extract_plan_features, fill_feature_cache,
+from glue_eval.finetune import FinetuneHParams, finetune
+from glue_eval.probe import (ProbeHParams, extract_features, extract_plan_features, fill_feature_cache,
                                       probe, train_head, train_heads)
-from glue_painters.glue.tasks import get_task
+from glue_eval.tasks import get_task
 from glue_painters.plans import Plan
 from glue_painters.rewire import current_plan, num_layers
 from glue_painters.variants import build

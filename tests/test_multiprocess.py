@@ -55,12 +55,14 @@ def test_prefix_groups_keep_plans_that_share_first_layers_together():
 
 
 def test_glue_probes_of_a_task_go_to_one_process_and_tasks_spread():
-    from glue_painters.glue import sweep as G
+    from glue_eval.config import SweepConfig
+    from glue_eval.processes import _probe_owners
+    from glue_eval.runs import expand
 
-    cfg = G.SweepConfig(model="m", variants=["full", "skip"], n=[1], tasks=["rte", "mrpc", "cola"], seeds=[0, 1]).check()
-    owners = G._probe_owners(G.expand(cfg, 6), 2)
+    cfg = SweepConfig(model="m", variants=["full", "skip"], n=[1], tasks=["rte", "mrpc", "cola"], seeds=[0, 1]).check()
+    owners = _probe_owners(expand(cfg, 6), 2)
     assert set(owners) == {"rte", "mrpc", "cola"} and set(owners.values()) == {0, 1}
-    assert G._probe_owners(G.expand(cfg, 6), 1) == {"rte": 0, "mrpc": 0, "cola": 0}
+    assert _probe_owners(expand(cfg, 6), 1) == {"rte": 0, "mrpc": 0, "cola": 0}
 
 
 class _Rank:

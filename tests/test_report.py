@@ -110,6 +110,22 @@ def test_glue_labels_sharing_a_plan_share_its_record(built):
     assert rev is not None and rev.per_task["rte"] == full.per_task["rte"]
 
 
+def test_glue_stores_of_old_format_read_as_the_per_label_ones(tmp_path):
+    """Before records were per label, a GLUE store had one record per plan (under its first label);
+    the report rebuilds the other labels, so both stores give the same tables."""
+    write_glue_store(tmp_path / "new", modes=("probe",))
+    write_glue_store(tmp_path / "old", modes=("probe",), legacy=True)
+    new, old = (load_groups(tmp_path / name, track="glue") for name in ("new", "old"))
+    assert len(list((tmp_path / "old").rglob("*.json"))) < len(list((tmp_path / "new").rglob("*.json")))
+    assert len(new) == len(old) == 1 and new[0].cells.keys() == old[0].cells.keys()
+    def values(cell):  # per task, over seeds (the store's file order decides the seeds' order)
+        return {t: sorted(v) for t, v in cell.per_task.items()}, {t: sorted(v) for t, v in cell.raw.items()}
+
+    for key, cell in new[0].cells.items():
+        assert values(cell) == values(old[0].cells[key]), key
+        assert cell.headline.mean == pytest.approx(old[0].cells[key].headline.mean), key
+
+
 def test_findings_on_the_designed_stores(built):
     md = built["md"]
     rows = {}
@@ -182,8 +198,9 @@ def test_glue_skip_one_plans_make_fig2(tmp_path):
     cells = sorted((c for c in g.cells.values() if c.variant == "skip_one"), key=lambda c: c.i)
     assert [c.i for c in cells] == list(range(6))
     assert cells[0].headline.mean < cells[3].headline.mean  # designed: dropping layer 0 hurts most
-    # "0-2,4-5" is skip_one:i=3's plan: the sweep stores it once, under the spec's label
-    assert not any(c.variant.startswith("custom") for c in g.cells.values())
+    # "0-2,4-5" is skip_one:i=3's plan: computed once, each label has its own record (and row)
+    custom = g.cell("custom:0-2,4,5")  # the plan text
+    assert custom is not None and custom.per_task == g.cell("skip_one", i=3).per_task
     assert draw_per_layer(g).png[:4] == b"\x89PNG"
 
 
@@ -210,7 +227,7 @@ def test_glue_chance_is_the_majority_label_when_the_rows_are_here(tmp_path, monk
     records were scored on (found by the data file's hash in the record key), else guessing."""
     import json
 
-    from glue_painters.glue.sweep import _file_sha
+    from glue_eval.data import _file_sha
     from glue_painters.report.data import glue_majority
 
     data = tmp_path / "data" / "rte"

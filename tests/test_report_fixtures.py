@@ -1,6 +1,6 @@
 """Shared helpers for the report tests (no tests here): results stores built from hand-made records,
 written by the tracks' own record writers (``decoder_eval.sweep.save_result`` and
-``glue_painters.glue.sweep._record`` / ``key_fields``), so the report reads exactly what the
+``glue_eval.records.make_record`` / ``key_fields``), so the report reads exactly what the
 sweeps write.
 
 Why designed numbers: each of the paper's claims gets a known answer. The decoder store is made
@@ -11,6 +11,7 @@ the decision rules are exercised both ways.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -120,11 +121,15 @@ def glue_quality(variant: str, n: int | None, T: int = GLUE_T, k: int | None = N
 
 def write_glue_store(root: Path, model: str = "tinybert", modes=("finetune", "probe"), seeds=(0, 1),
                      variants=("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel"),
-                     tasks=tuple(GLUE_TASKS), plans=(), data=None) -> int:
-    from glue_painters.glue.sweep import RunSpec, _record, key_fields
+                     tasks=tuple(GLUE_TASKS), plans=(), data=None, legacy: bool = False) -> int:
+    """One record per label, as the sweep writes them; ``legacy``: as sweeps wrote them before
+    records were per label (keyed by plan, one record per plan under its first label)."""
+    from glue_eval.records import key_fields, make_record, plan_key, relabel
+    from glue_eval.runs import RunSpec
 
     store = ResultsStore(root)
     count = 0
+    computed = {}  # plan key -> the record of its first label: labels that build one plan share its result
     shapes = [("full", None, None)] + [(v, n, 3 if v == "looped_parallel" else None)
                                         for v in variants for n in n_range(GLUE_T)]
     from glue_painters.report.data import glue_chance
@@ -142,11 +147,14 @@ def write_glue_store(root: Path, model: str = "tinybert", modes=("finetune", "pr
                         (0.3 if plan.text.startswith("1-") else 0.9)  # skipping layer 0 hurts most
                     score = chance + q * (full - chance) if task != "wnli" else 50.0 - 1.0 * (seed % 2)
                     td = SimpleNamespace(sizes={"train": 100, "validation": 71 if task == "wnli" else 277})
-                    rec = _record(spec, plan, model, td, {"metrics": {"accuracy": score / 100}, "score": score},
-                                  {"time_s": 1.0})
-                    kf = key_fields("fp:fixture", plan, spec, {"lr": 1e-3, "mode": mode},
-                                    {"train": 100, "eval": None, "seed": 0}, (data or {}).get(task, {"train": "sha"}))
-                    if not store.has("glue", kf):  # as the sweep: a plan runs once, under its first label
+                    rec = make_record(spec, plan, model, td.sizes, {"metrics": {"accuracy": score / 100}, "score": score},
+                                      {"time_s": 1.0})
+                    parts = ("fp:fixture", plan, spec, {"lr": 1e-3, "mode": mode}, {"train": 100, "eval": None, "seed": 0},
+                             (data or {}).get(task, {"train": "sha"}))
+                    first = computed.setdefault(json.dumps(plan_key(*parts), sort_keys=True), rec)
+                    rec = relabel(first, spec)
+                    kf = (plan_key if legacy else key_fields)(*parts)
+                    if not store.has("glue", kf):  # legacy: a plan ran once, under its first label
                         store.put("glue", kf, rec)
                         count += 1
     return count

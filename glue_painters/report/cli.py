@@ -27,7 +27,7 @@ def _report(args) -> int:
     if tasks:
         from decoder_eval.tasks import TASKS as DECODER_TASKS
 
-        from ..glue.tasks import TASKS as GLUE_TASKS
+        from glue_eval.tasks import TASKS as GLUE_TASKS
 
         unknown = [t for t in tasks if t not in DECODER_TASKS and t not in GLUE_TASKS]
         if unknown:

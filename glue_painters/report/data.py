@@ -220,9 +220,9 @@ def glue_majority(task: str, data: str, subset: str) -> float | None:
     here (hashes differ, or the rows came from the hub): then only ``glue_chance`` applies."""
     from collections import Counter
 
-    from ..glue import tasks as T
-    from ..glue.metrics import score_split, task_score
-    from ..glue.sweep import _file_sha
+    from glue_eval import tasks as T
+    from glue_eval.metrics import score_split, task_score
+    from glue_eval.data import _file_sha
 
     t = T.get_task(task)
     data_shas, sub = json.loads(data) or {}, json.loads(subset) or {}
@@ -247,7 +247,7 @@ def glue_chance(task: str) -> float:
     of F1 and accuracy): accuracy 50 and F1 at most 2/3 (uniform guessing's F1 is 2p/(2p+1) for a
     positive rate p ≤ 1), so (50 + 66.7)/2.
     """
-    from ..glue.tasks import get_task
+    from glue_eval.tasks import get_task
 
     t = get_task(task)
     if t.name in ("cola", "stsb"):
@@ -275,7 +275,7 @@ def _with_twins(recs: list[dict]) -> list[dict]:
     that asked for it (``full`` before ``reverse:n=2`` when the middle is one layer); the other
     labels are not in the store. Rebuild each missing (variant, N, k) label's plan and take its
     twin's record, relabelled."""
-    from ..glue.sweep import RunSpec
+    from glue_eval.runs import RunSpec
 
     T = layer_count(recs)
     if T is None:
@@ -324,8 +324,8 @@ def _glue_cell_key(r: dict) -> tuple:
 def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Group]:
     from decoder_eval.summary import FACTOR
 
-    from ..glue.metrics import glue_average
-    from ..glue.tasks import TASKS as GLUE_TASKS
+    from glue_eval.metrics import glue_average
+    from glue_eval.tasks import TASKS as GLUE_TASKS
 
     by: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
@@ -343,7 +343,7 @@ def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Gro
         # one record per (label, task, seed): a re-run under a newer code version replaces none
         seen, dup = {}, 0
         for r in recs:
-            key = (r["variant"], r.get("n"), r.get("k"), r["task"], r["seed"], r.get("plan_text") if r["variant"] == "custom" else None)
+            key = (r["variant"], r.get("n"), r.get("k"), r["task"], r["seed"], r.get("label") if r["variant"] == "custom" else None)
             if key in seen:
                 dup += 1
                 continue

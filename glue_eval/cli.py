@@ -1,0 +1,143 @@
+"""``painters glue``: run a GLUE sweep from a YAML config, or print its summary table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from glue_painters.errors import UserError
+
+
+def add_subparsers(sub) -> None:
+    glue = sub.add_parser(
+        "glue", help="GLUE fine-tuning and head-only probing under layer-rewiring variants",
+        description="GLUE fine-tuning (transformers.Trainer) and head-only probing of a rewired encoder. "
+                    "One fine-tuning run on several GPUs: accelerate launch -m glue_eval.finetune_cli --help",
+    )
+    gsub = glue.add_subparsers(dest="glue_command", metavar="{run,summary}", required=True)
+
+    run = gsub.add_parser("run", help="run every missing run of a sweep config and print its table",
+                          description="Run a sweep (configs/glue/*.yaml). Finished runs are skipped, so an "
+                                      "interrupted sweep resumes. Logs to W&B offline unless WANDB_MODE is set. "
+                                      "Several processes: accelerate launch --num_processes N -m glue_painters.cli "
+                                      "glue run CONFIG (or torchrun): fine-tuning runs use all processes at once "
+                                      "(Trainer's data parallelism), the tasks' probes are dealt out among them; "
+                                      "each record and W&B run is written once, the main process prints the table.")
+    run.add_argument("config", metavar="CONFIG", help="sweep YAML (e.g. configs/glue/minilm_quick.yaml)")
+    _common(run)
+    run.add_argument("--tasks", default=None, help="comma-separated tasks, replacing the config's (e.g. rte,mrpc)")
+    run.add_argument("--modes", default=None, help="comma-separated modes, replacing the config's: finetune,probe")
+    run.add_argument("--limit-train", type=int, default=None, metavar="N",
+                     help="train on a fixed random subset of N rows per task (replaces the config's)")
+    run.add_argument("--limit-eval", type=int, default=None, metavar="N",
+                     help="evaluate on a fixed random subset of N rows per split (replaces the config's)")
+    run.add_argument("--no-wandb", action="store_true", help="do not log runs to Weights & Biases")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(func=_run)
+
+    summ = gsub.add_parser("summary", help="print the table of finished runs",
+                           description="Print the variant x N x task table of finished runs. With CONFIG, the "
+                                       "runs of that sweep (as `run` would name them); without, every GLUE record "
+                                       "in the results folder.")
+    summ.add_argument("config", metavar="CONFIG", nargs="?", default=None, help="sweep YAML (optional)")
+    _common(summ)
+    summ.add_argument("--tasks", default=None, help="comma-separated tasks, replacing the config's")
+    summ.add_argument("--modes", default=None, help="comma-separated modes, replacing the config's")
+    summ.add_argument("--limit-train", type=int, default=None, metavar="N", help="as given to run")
+    summ.add_argument("--limit-eval", type=int, default=None, metavar="N", help="as given to run")
+    summ.set_defaults(func=_summary)
+
+
+def _common(p) -> None:
+    p.add_argument("--results", default=None, metavar="DIR",
+                   help="results store folder (default: $PAINTERS_RESULTS or ./results)")
+    p.add_argument("--data-dir", default=None, metavar="D",
+                   help="GLUE JSON Lines folder (default: $PAINTERS_DATA or ../shared/data/glue next to the repo)")
+    p.add_argument("--report", default=None, metavar="FILE",
+                   help="also write the table as Markdown to FILE (with the command that made it)")
+
+
+def _config(args):
+    from .config import load_config
+    cfg = load_config(args.config)
+    if args.tasks:
+        cfg.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if args.modes:
+        cfg.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    cfg.check()
+    for name in ("limit_train", "limit_eval"):  # the command line wins over the config, in every mode
+        v = getattr(args, name)
+        if v is not None:
+            if v < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
+            setattr(cfg, name, v)
+            for over in cfg.overrides.values():
+                over.pop(name, None)
+    return cfg
+
+
+def _results(args):
+    from glue_painters.results import DEFAULT_ROOT
+    return Path(args.results) if args.results else DEFAULT_ROOT
+
+
+def _header(argv_cmd: str, cfg=None, wall_s: float | None = None) -> str:
+    from dataclasses import asdict
+    lines = ["# GLUE sweep summary", "", f"Command: `{argv_cmd}`", ""]
+    if cfg is not None:
+        lines.append(f"- model `{cfg.model}`; tasks {', '.join(cfg.tasks)}; variants {', '.join(cfg.variants)}"
+                     f"{'; plans ' + ', '.join(cfg.plans) if cfg.plans else ''}; N {cfg.n}; k {cfg.k}")
+        for mode in cfg.modes:
+            hp = asdict(cfg.finetune_hp if mode == "finetune" else cfg.probe_hp)
+            lines.append(f"- {mode}: seeds {cfg.setting(mode, 'seeds')}; train subset "
+                         f"{cfg.setting(mode, 'limit_train') or 'all'} rows, eval subset "
+                         f"{cfg.setting(mode, 'limit_eval') or 'all'} rows per split (fixed random subset, "
+                         f"seed {cfg.subset_seed}); {', '.join(f'{k}={v}' for k, v in hp.items())}")
+    if wall_s is not None:
+        lines.append(f"- wall time of this command: {wall_s / 60:.1f} min")
+    lines.append("- cell = task score x100 (mean of the task's official metrics), mean ± std over seeds; "
+                 "avg = the paper's unnormalized mean over the tasks shown")
+    return "\n".join(lines)
+
+
+def _run(args) -> int:
+    from .pipeline import run_sweep
+    from .processes import is_main_process
+    from .summary import summary_table, write_report
+    import time
+    cfg = _config(args)
+    t0 = time.perf_counter()
+    records = run_sweep(cfg, _results(args), data_dir=args.data_dir, wandb_on=not args.no_wandb,
+                        progress=not args.no_progress, log=lambda m: print(m, file=sys.stderr))
+    if not is_main_process():
+        return 0  # under accelerate launch the main process alone prints the table and the report
+    table = summary_table(records, cfg.tasks)
+    print(table)
+    if args.report:
+        cmd = "painters " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["glue"] else f"painters glue run {args.config}"
+        write_report(args.report, records, _header(cmd, cfg, time.perf_counter() - t0))
+    return 0
+
+
+def _summary(args) -> int:
+    from glue_painters.results import ResultsStore
+    from .pipeline import run_sweep
+    from .records import TRACK
+    from .summary import summary_table, write_report
+    if args.config:
+        cfg = _config(args)
+        records = run_sweep(cfg, _results(args), data_dir=args.data_dir, wandb_on=False, progress=False, dry=True,
+                            log=lambda m: None)
+        tasks = cfg.tasks
+    else:
+        records = list(ResultsStore(_results(args)).records(TRACK))
+        tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else None
+        if args.modes:
+            records = [r for r in records if r["mode"] in args.modes.split(",")]
+    if not records:
+        raise UserError(f"no GLUE records in {_results(args)}")
+    print(summary_table(records, tasks))
+    if args.report:
+        write_report(args.report, records, _header("painters " + " ".join(sys.argv[1:]),
+                                                   cfg if args.config else None))
+    return 0

@@ -1,0 +1,63 @@
+"""A task's rows ready for a run (subset, tokenized) and what identifies them in a record's key.
+
+Hashing data files lives here (``_file_sha``) until the shared ``glue_painters.fingerprints`` takes
+it over; a record's key holds each split's file hash (or the hub id), so edited data never reuses
+a stale record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+from . import tasks as T
+
+
+def _file_sha(path: str) -> str:
+    if not os.path.isfile(path):
+        return path  # a hub source: its id
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class TaskData:
+    task: T.Task
+    train: object          # tokenized datasets
+    evals: dict
+    sources: dict          # split -> data file hash (or hub id)
+    sizes: dict
+
+
+def prepare_task(task_name, tokenizer, max_length, data_dir, limit_train, limit_eval, subset_seed=0,
+                 loaded: dict | None = None) -> TaskData:
+    """Rows of every split (``loaded[(task, split)]`` if given, else read and checked now), subset, tokenized."""
+    task = T.get_task(task_name)
+    sources, sizes = {}, {}
+    read = (lambda t, sp, d: loaded[(t.name, sp)]) if loaded is not None else T.load_rows
+    rows, src = read(task, "train", data_dir)
+    rows = T.subset(rows, limit_train, subset_seed)
+    sources["train"], sizes["train"] = _file_sha(src), len(rows)
+    train = T.tokenize(T.to_dataset(rows), task, tokenizer, max_length)
+    evals = {}
+    for split in task.eval_splits:
+        rows, src = read(task, split, data_dir)
+        rows = T.subset(rows, limit_eval, subset_seed)
+        sources[split], sizes[split] = _file_sha(src), len(rows)
+        evals[split] = T.tokenize(T.to_dataset(rows), task, tokenizer, max_length)
+    return TaskData(task, train, evals, sources, sizes)
+
+
+
+def task_sources(task: T.Task, data_dir) -> dict:
+    """What identifies each split's data in a results key: the local file's hash, or the hub id."""
+    root = T.resolve_data_dir(data_dir)
+    out = {}
+    for split in ("train",) + task.eval_splits:
+        path = root / task.name / f"{split}.jsonl"
+        out[split] = _file_sha(str(path)) if path.is_file() else f"{T.HUB_DATASET}/{task.name}:{split}"
+    return out

@@ -1,0 +1,159 @@
+"""Full fine-tuning of a rewired encoder + classification head with ``transformers.Trainer``.
+
+The plan is put on with ``glue_painters.rewire.apply_plan`` and stays on while training, so
+optimisation, mixed precision, gradient accumulation and multi-GPU/multi-node scaling are
+Trainer's/accelerate's own. One run from the command line (any launcher) is
+``glue_eval.finetune_cli``; a sweep's runs come from ``glue_eval.pipeline``.
+
+Checkpoints under a plan. While a plan is on, the model's layer list holds wrapper modules and a
+repeated layer appears in it several times (shared weights), while skipped layers are not in it
+at all. Saving that state dict would duplicate shared tensors (safetensors refuses) and drop the
+skipped layers. ``PlanTrainer`` therefore takes the plan off around every save and load: a
+checkpoint is the ordinary model (all T original layers once, head included) plus
+``painters_plan.json``; it reloads with ``from_pretrained`` and, on resume, the plan is put back
+after the weights are loaded. The optimizer is always built with the plan on, so its parameter
+order is the same on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from glue_painters.errors import UserError
+from glue_painters.plans import Plan
+from glue_painters.rewire import apply_plan, current_plan, remove_plan
+from .hparams import FinetuneHParams, add_hparam_options  # noqa: F401 - add_hparam_options: old import path
+from .metrics import predictions_from_logits, score_split, task_score
+from .tasks import Task, get_task
+
+PLAN_FILE = "painters_plan.json"
+
+
+class PlanTrainer:
+    """Built lazily as a ``transformers.Trainer`` subclass (importing transformers is slow)."""
+
+    _cls = None
+
+    def __new__(cls, *args, **kwargs):
+        if cls._cls is None:
+            cls._cls = _make_plan_trainer()
+        return cls._cls(*args, **kwargs)
+
+
+def _make_plan_trainer():
+    from transformers import Trainer
+
+    class _PlanTrainer(Trainer):
+        """A Trainer that saves and loads the ordinary model, with the plan taken off (see module doc)."""
+
+        def _plan_off(self, model):
+            plan = current_plan(model)
+            if plan is not None:
+                if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+                    raise UserError("saving or resuming a rewired model is not supported under FSDP/DeepSpeed yet")
+                remove_plan(model)
+            return plan
+
+        def _save(self, output_dir=None, state_dict=None):
+            model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+            plan = self._plan_off(model)
+            try:
+                super()._save(output_dir, state_dict=None if plan is not None else state_dict)
+            finally:
+                if plan is not None:
+                    apply_plan(model, plan)
+            if plan is not None and self.args.should_save:
+                out = Path(output_dir or self.args.output_dir)
+                (out / PLAN_FILE).write_text(json.dumps(plan.to_json(), indent=1) + "\n")
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            target = model if model is not None else self.model
+            plan = self._plan_off(target)
+            try:
+                saved = Path(resume_from_checkpoint) / PLAN_FILE
+                if plan is not None and saved.exists():
+                    saved_plan = Plan.from_json(saved.read_text())
+                    if saved_plan != plan:
+                        raise UserError(f"checkpoint {resume_from_checkpoint} was trained under plan "
+                                        f"'{saved_plan.text}', not '{plan.text}'")
+                return super()._load_from_checkpoint(resume_from_checkpoint, model=model)
+            finally:
+                if plan is not None:
+                    apply_plan(target, plan)
+
+        def _load_best_model(self):
+            model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+            plan = self._plan_off(model)
+            try:
+                return super()._load_best_model()
+            finally:
+                if plan is not None:
+                    apply_plan(model, plan)
+
+    return _PlanTrainer
+
+
+def training_args(output_dir, hp: FinetuneHParams, seed: int, report_to="none", save_steps=None,
+                  progress=True, logging_steps=None, run_name=None):
+    from transformers import TrainingArguments
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=hp.batch_size,
+        per_device_eval_batch_size=hp.eval_batch_size,
+        learning_rate=hp.learning_rate,
+        num_train_epochs=hp.epochs,
+        weight_decay=hp.weight_decay,
+        warmup_steps=hp.warmup_steps,
+        bf16=hp.bf16,
+        fp16=hp.fp16,
+        seed=seed,
+        data_seed=seed,
+        eval_strategy="no",
+        save_strategy="steps" if save_steps else "no",
+        save_steps=save_steps or 500,
+        logging_steps=logging_steps or 10,
+        report_to=report_to,
+        run_name=run_name,
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+    )
+
+
+def finetune(model, plan: Plan | str, task: Task | str, train_ds, eval_sets: dict, hp: FinetuneHParams,
+             seed: int, output_dir, tokenizer=None, report_to="none", save_steps=None, resume=None,
+             progress=True, logging_steps=None, run_name=None) -> dict:
+    """Fine-tune ``model`` (a ``*ForSequenceClassification``, fresh head) under ``plan``.
+
+    ``train_ds`` and the ``eval_sets`` (split name -> dataset) are tokenized datasets with a
+    ``labels`` column. Returns the metrics, the task score, the training loss and the log history.
+    The plan stays on the model afterwards (so it can be evaluated or saved again).
+    """
+    from transformers import DataCollatorWithPadding, default_data_collator
+
+    task = get_task(task) if isinstance(task, str) else task
+    plan = Plan.parse(plan) if isinstance(plan, str) else plan
+    apply_plan(model, plan)
+    args = training_args(output_dir, hp, seed, report_to, save_steps, progress, logging_steps, run_name)
+    collator = DataCollatorWithPadding(tokenizer) if tokenizer is not None else default_data_collator
+    trainer = PlanTrainer(model=model, args=args, train_dataset=train_ds, data_collator=collator,
+                          processing_class=tokenizer)
+    t0 = time.perf_counter()
+    out = trainer.train(resume_from_checkpoint=resume)
+    train_s = time.perf_counter() - t0
+    metrics, t1 = {}, time.perf_counter()
+    for split, ds in eval_sets.items():
+        pred = trainer.predict(ds, metric_key_prefix=split)
+        metrics.update(score_split(task, split, predictions_from_logits(task, pred.predictions), pred.label_ids))
+    return {
+        "metrics": metrics,
+        "score": task_score(task, metrics),
+        "train_loss": float(out.training_loss),
+        "steps": int(trainer.state.global_step),
+        "train_time_s": round(train_s, 3),
+        "eval_time_s": round(time.perf_counter() - t1, 3),
+        "log_history": trainer.state.log_history,
+        "trainer": trainer,
+    }

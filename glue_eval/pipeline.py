@@ -1,0 +1,187 @@
+"""A GLUE sweep from its config: pending runs -> shared among processes -> fine-tunes -> probes ->
+records, the same shape as the decoder track's ``decoder_eval.sweep.run_sweep``.
+
+``run_sweep`` is that list of steps. Each run of the config (``runs.expand``) has one record per
+label (``records``); the runs whose record is missing are pending, unless a record of the same
+computation can be copied (an old-format record keyed by plan, or another label's). Runs that
+build the same plan with the same seed are computed once (``steps``). Under ``accelerate launch``
+or torchrun every process runs this and returns the whole sweep (``processes``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from glue_painters.errors import UserError
+from glue_painters.results import ResultsStore, record_key
+from glue_painters.rewire import num_layers
+
+from . import tasks as T
+from .config import SweepConfig
+from .data import prepare_task, task_sources
+from .processes import Processes, _probe_owners
+from .records import TRACK, KeyParts, RecordFinder
+from .runs import Run, expand
+from .steps import finetune_step, probe_step
+from .wandb_runs import WandbRuns
+
+
+@dataclass
+class Sweep:
+    """What every step of one sweep needs, fixed when it starts."""
+
+    cfg: SweepConfig
+    store: ResultsStore
+    data_dir: object
+    encoder: object
+    tokenizer: object
+    layers: int
+    fingerprint: str
+    pooling: str
+    pooling_reason: str
+    _parts: dict = field(default_factory=dict)
+
+    def subset(self, mode: str) -> dict:
+        cfg = self.cfg
+        return {"train": cfg.setting(mode, "limit_train"), "eval": cfg.setting(mode, "limit_eval"),
+                "seed": cfg.subset_seed}
+
+    def parts(self, mode: str, task: str) -> KeyParts:
+        """The key fields shared by a mode's runs on a task (the probe's include the resolved pooling)."""
+        if (mode, task) not in self._parts:
+            hp = asdict(self.cfg.finetune_hp) if mode == "finetune" else {**asdict(self.cfg.probe_hp),
+                                                                         "pooling": self.pooling}
+            self._parts[(mode, task)] = KeyParts(self.fingerprint, hp, self.subset(mode),
+                                                 task_sources(T.get_task(task), self.data_dir))
+        return self._parts[(mode, task)]
+
+    def runs(self) -> list[Run]:
+        out = []
+        for spec in expand(self.cfg, self.layers):
+            plan = spec.plan(self.layers)
+            out.append(Run(spec, plan, self.parts(spec.mode, spec.task).key(spec, plan)))
+        return out
+
+
+def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progress=True,
+              log=print, dry: bool = False) -> list[dict]:
+    """Run every missing run of ``cfg``; returns the sweep's records (new and already done) in the
+    config's order. With ``dry=True`` nothing runs and nothing is written: the records the store
+    has (or could copy) are collected.
+
+    Under ``accelerate launch``/torchrun: fine-tuning runs use every process at once and only the
+    main process writes their records and W&B runs; a task's probes go to one process, which
+    writes them. Every process then returns the whole sweep."""
+    rows = {} if dry else read_rows(cfg, data_dir)  # a bad row stops the sweep before anything runs
+    procs = Processes() if dry else Processes.of_launch()
+    if not procs.is_main:
+        progress, log = False, (lambda message: None)
+    sweep = open_sweep(cfg, results_dir, data_dir)
+    runs = sweep.runs()
+    found = find_records(sweep, runs, keep_copies=not dry and procs.is_main)
+    if dry:
+        return [rec for rec in found if rec is not None]
+    pending = [run for run, rec in zip(runs, found) if rec is None]
+    log(_intro(sweep, runs))
+    procs.wait()  # every process has looked in the store before anyone writes to it
+    owners = _probe_owners([run.spec for run in runs], procs.count)
+    compute(sweep, [r for r in pending if r.spec.mode == "finetune" or owners[r.spec.task] == procs.index],
+            rows, procs, WandbRuns(wandb_on, cfg.wandb, Path(results_dir) / "wandb"), progress)
+    procs.wait()  # every process's records are in the store now
+    records = collect(sweep, runs)
+    if procs.count > 1:
+        log(f"glue sweep: {procs.count} processes; {len(records)} runs of the sweep in {results_dir}")
+    else:
+        copied = sum(1 for rec in found if rec is not None and rec.get("migrated_from"))
+        log(f"glue sweep: {len(pending)} runs done now, {len(runs) - len(pending)} already in {results_dir}"
+            + (f" ({copied} copied from a record of the same plan)" if copied else ""))
+    return records
+
+
+def read_rows(cfg: SweepConfig, data_dir) -> dict:
+    """Every split of every task, read and checked: ``{(task, split): (rows, source)}``."""
+    return {(t, sp): T.load_rows(t, sp, data_dir) for t in cfg.tasks
+            for sp in ("train",) + T.get_task(t).eval_splits}
+
+
+def open_sweep(cfg: SweepConfig, results_dir, data_dir) -> Sweep:
+    """The model loaded and identified, and the probe's pooling chosen."""
+    import transformers
+
+    from .modeling import choose_pooling, load, weights_fingerprint
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    encoder, tok = load(cfg.model, "encoder")
+    pooling, reason = choose_pooling(encoder, cfg.probe_hp.pooling)
+    return Sweep(cfg, ResultsStore(results_dir), data_dir, encoder, tok, num_layers(encoder),
+                 weights_fingerprint(encoder), pooling, reason)
+
+
+def find_records(sweep: Sweep, runs: list[Run], keep_copies: bool) -> list[dict | None]:
+    """Each run's record: its own, else a copy of the same computation's (written when
+    ``keep_copies``), else None: the run is pending."""
+    finder = RecordFinder(sweep.store)
+    out = []
+    for run in runs:
+        rec = finder.own(run.key)
+        if rec is None:
+            rec = finder.copy(run.spec, run.key)
+            if rec is not None and keep_copies:
+                sweep.store.put(TRACK, run.key, rec)
+            if rec is not None:
+                rec = dict(rec, key=run.key, key_hash=record_key(run.key), track=TRACK)
+        out.append(rec)
+    return out
+
+
+def compute(sweep: Sweep, runs: list[Run], rows: dict, procs: Processes, wb: WandbRuns, progress: bool) -> None:
+    """Fine-tunes, then probes, of ``runs``, task by task; each record is written as it is done.
+    A fine-tune runs on every process; the main process alone writes its record and W&B run."""
+    from tqdm.auto import tqdm
+
+    cfg, off = sweep.cfg, WandbRuns(False, {}, Path())
+    with tqdm(total=len(runs), desc="glue sweep", unit="run", disable=not progress, file=sys.stderr) as bar:
+        def put(run: Run, rec: dict, writer: bool = True) -> None:
+            if writer:
+                sweep.store.put(TRACK, run.key, rec)
+            bar.update(1)
+
+        for (mode, task), group in _by_task(runs).items():
+            parts, subset = sweep.parts(mode, task), sweep.subset(mode)
+            hp = cfg.finetune_hp if mode == "finetune" else cfg.probe_hp
+            td = prepare_task(task, sweep.tokenizer, hp.max_length, sweep.data_dir, subset["train"], subset["eval"],
+                              cfg.subset_seed, rows)
+            if td.sources != parts.data:  # pragma: no cover - files changed while running
+                raise UserError(f"GLUE {task} data changed during the sweep")
+            bar.set_postfix_str(f"{mode} {task}")
+            if mode == "finetune":
+                finetune_step(cfg.model, group, td, hp, parts, wb if procs.is_main else off,
+                              lambda run, rec: put(run, rec, procs.is_main))
+            else:
+                probe_step(cfg.model, sweep.encoder, group, td, hp, sweep.pooling, parts, wb, put)
+
+
+def _by_task(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.spec.mode, run.spec.task), []).append(run)
+    return groups
+
+
+def collect(sweep: Sweep, runs: list[Run]) -> list[dict]:
+    """Every run's record, read back from the store (written by whichever process ran it)."""
+    records = [sweep.store.get(TRACK, run.key) for run in runs]
+    missing = sum(rec is None for rec in records)
+    if missing:  # pragma: no cover - a process died without its launcher stopping the others
+        raise UserError(f"{missing} records of the sweep are missing from {sweep.store.root}; run it again to resume")
+    return records
+
+
+def _intro(sweep: Sweep, runs: list[Run]) -> str:
+    cfg = sweep.cfg
+    modes = "; ".join(f"{m}: seeds {cfg.setting(m, 'seeds')}, subset {sweep.subset(m)}" for m in cfg.modes)
+    return (f"glue sweep: {cfg.model} ({sweep.layers} layers, weights {sweep.fingerprint}), {len(runs)} runs "
+            f"({modes}; {len(cfg.tasks)} tasks); probe pooling: {sweep.pooling} ({sweep.pooling_reason})")

@@ -1,0 +1,143 @@
+"""The work of a sweep's runs: fine-tuning a plan, probing a task's plans, and one run alone.
+
+Runs that build the same plan with the same seed (``reverse`` equals ``full`` when the middle is
+one layer) are computed once; each of their labels gets its own record (``put``) and W&B run.
+``finetune_run`` is the one fine-tuning step, for the sweep and the one-run command line alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from glue_painters.results import ResultsStore, atomic_write_json
+
+from .data import TaskData, prepare_task
+from .finetune import finetune
+from .hparams import FinetuneHParams, ProbeHParams
+from .probe import fill_feature_cache, probe
+from .records import TRACK, KeyParts, make_record, relabel
+from .runs import Run, RunSpec
+from .wandb_runs import WandbRuns, wandb_config
+
+Put = Callable[[Run, dict], None]
+
+
+def same_computation(runs: list[Run]) -> list[list[Run]]:
+    """``runs`` grouped by (plan, seed), in order: each group is computed once."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.plan.hash, run.spec.seed), []).append(run)
+    return list(groups.values())
+
+
+def finetune_run(model_name: str, spec: RunSpec, plan, td: TaskData, hp: FinetuneHParams, parts: KeyParts,
+                 wb: WandbRuns, model=None, tokenizer=None, output_dir=None, save_steps=None, resume=None,
+                 progress: bool = False) -> dict:
+    """Fine-tune and score one run; returns its record (not written). The model is loaded with the
+    run's seed set (its head is initialised from it) unless given; checkpoints go to
+    ``output_dir``, else to a temporary folder."""
+    from transformers import set_seed
+
+    from .modeling import load
+
+    if model is None:
+        set_seed(spec.seed)
+        model, tokenizer = load(model_name, "sequence-classification", num_labels=td.task.num_labels)
+    run = wb.start(spec, wandb_config(spec, plan, model_name, parts.fingerprint, parts.hparams, parts.subset))
+    try:
+        with _folder(output_dir) as out:
+            res = finetune(model, plan, td.task, td.train, td.evals, hp, spec.seed, out, tokenizer=tokenizer,
+                           report_to=["wandb"] if run is not None else "none", save_steps=save_steps,
+                           resume=resume, progress=progress)
+    except BaseException:
+        wb.finish(run, None, failed=True)
+        raise
+    rec = make_record(spec, plan, model_name, td.sizes, res,
+                      {"train_loss": res["train_loss"], "steps": res["steps"], "train_time_s": res["train_time_s"],
+                       "time_s": res["train_time_s"] + res["eval_time_s"]})
+    wb.finish(run, rec)
+    return rec
+
+
+def _folder(output_dir):
+    if output_dir is not None:
+        return contextlib.nullcontext(str(output_dir))
+    return tempfile.TemporaryDirectory(prefix="painters-glue-")
+
+
+def finetune_step(model_name: str, runs: list[Run], td: TaskData, hp: FinetuneHParams, parts: KeyParts,
+                  wb: WandbRuns, put: Put) -> None:
+    """Fine-tune each distinct (plan, seed) of a task's pending runs once; every run gets a record."""
+    for group in same_computation(runs):
+        first = group[0]
+        rec = finetune_run(model_name, first.spec, first.plan, td, hp, parts, wb)
+        put(first, rec)
+        for run in group[1:]:
+            twin = relabel(rec, run.spec)
+            put(run, twin)
+            wb.log_record(run.spec, wandb_config(run.spec, run.plan, model_name, parts.fingerprint, parts.hparams,
+                                                 parts.subset), twin)
+
+
+def probe_step(model_name: str, encoder, runs: list[Run], td: TaskData, hp: ProbeHParams, pooling: str,
+               parts: KeyParts, wb: WandbRuns, put: Put) -> None:
+    """Probe a task's pending runs: the features of all their plans in one pass (shared prefixes
+    once, ``probe.fill_feature_cache``), then per plan every seed's head at once."""
+    by_plan: dict[str, list[Run]] = {}
+    for run in runs:
+        by_plan.setdefault(run.plan.hash, []).append(run)
+    cache: dict = {}
+    fill_feature_cache(cache, encoder, [group[0].plan for group in by_plan.values()], td.task.name,
+                       {"train": td.train, **td.evals}, pooling, hp.extract_batch_size)
+    for group in by_plan.values():
+        plan = group[0].plan
+        seeds = list(dict.fromkeys(run.spec.seed for run in group))
+        out = probe(encoder, plan, td.task, td.train, td.evals, hp, seeds, pooling, cache=cache,
+                    cache_key=(plan.hash, td.task.name), progress=False)
+        for run in group:
+            res = out[run.spec.seed]
+            wb_run = wb.start(run.spec, wandb_config(run.spec, plan, model_name, parts.fingerprint, parts.hparams,
+                                                     parts.subset))
+            rec = make_record(run.spec, plan, model_name, td.sizes, res, {"time_s": res["time_s"], "pooling": pooling})
+            put(run, rec)
+            wb.finish(wb_run, rec)
+
+
+def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_train=None, limit_eval=None,
+                     output_dir=None, save_steps=None, resume=False, results=None, wandb_on=True,
+                     subset_seed=0, wandb_settings=None) -> dict | None:
+    """One fine-tuning run (``python -m glue_eval.finetune_cli``): ``finetune_run`` on one model,
+    its record in ``output_dir/metrics.json`` and, with ``results``, in that store."""
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from glue_painters.rewire import num_layers
+
+    from .modeling import load, weights_fingerprint
+    from .processes import is_main_process
+    from .tasks import get_task
+
+    task = get_task(spec.task)
+    set_seed(spec.seed)
+    model, tok = load(spec.model, "sequence-classification", num_labels=task.num_labels)
+    plan = spec.plan(num_layers(model))
+    td = prepare_task(task.name, tok, hp.max_length, data_dir, limit_train, limit_eval, subset_seed)
+    parts = KeyParts(weights_fingerprint(model.base_model), asdict(hp),
+                     {"train": limit_train, "eval": limit_eval, "seed": subset_seed}, td.sources)
+    ckpt = get_last_checkpoint(output_dir) if resume and Path(output_dir).is_dir() else None
+    if resume and ckpt is None:
+        print(f"no checkpoint in {output_dir}: starting from scratch", file=sys.stderr)
+    wb = WandbRuns(wandb_on, wandb_settings, Path(results or output_dir) / "wandb")
+    rec = finetune_run(spec.model, spec, plan, td, hp, parts, wb, model=model, tokenizer=tok, output_dir=output_dir,
+                       save_steps=save_steps, resume=ckpt, progress=True)
+    if is_main_process():
+        atomic_write_json(Path(output_dir) / "metrics.json", rec)
+        if results:
+            ResultsStore(results).put(TRACK, parts.key(spec, plan), rec)
+    return rec
+
