@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     from glue_eval.probe import ProbeHParams, _length_batches, _rows, fill_feature_cache, probe
     from glue_eval.data import prepare_task
     from glue_eval.runs import RunSpec
+    from glue_painters.variants import VariantSpec
     from glue_painters.prefix_share import PlanTrie
     from glue_painters.rewire import num_layers
 
@@ -73,7 +74,9 @@ def main(argv=None) -> int:
     for v in args.variants:
         for n in ([None] if v == "full" else args.n):
             for seed in args.seeds:  # random's permutation follows the seed, as in the sweep
-                spec = RunSpec(args.model, v, n, 3 if v == "looped_parallel" else None, None, args.task, "probe", seed)
+                params = {} if v == "full" else {"n": n, **({"k": 3} if v == "looped_parallel" else {}),
+                                                  **({"seed": seed} if v == "random" else {})}
+                spec = RunSpec.of(args.model, VariantSpec.of(v, **params), args.task, "probe", seed)
                 plans.setdefault(spec.plan(T).hash, (spec.plan(T), set()))[1].add(seed)
     plan_list = [p for p, _ in plans.values()]
     runs = sum(len(s) for _, s in plans.values())

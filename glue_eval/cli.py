@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from glue_painters.cli_options import add_grid_options
 from glue_painters.errors import UserError
 
 
@@ -23,14 +24,17 @@ def add_subparsers(sub) -> None:
                                       "glue run CONFIG (or torchrun): fine-tuning runs use all processes at once "
                                       "(Trainer's data parallelism), the tasks' probes are dealt out among them; "
                                       "each record and W&B run is written once, the main process prints the table.")
-    run.add_argument("config", metavar="CONFIG", help="sweep YAML (e.g. configs/glue/minilm_quick.yaml)")
+    run.add_argument("config", metavar="CONFIG", nargs="?",
+                     help="sweep YAML (e.g. configs/glue/minilm_quick.yaml); optional with --model and the grid flags")
     _common(run)
+    add_grid_options(run)
     run.add_argument("--tasks", default=None, help="comma-separated tasks, replacing the config's (e.g. rte,mrpc)")
     run.add_argument("--modes", default=None, help="comma-separated modes, replacing the config's: finetune,probe")
     run.add_argument("--limit-train", type=int, default=None, metavar="N",
                      help="train on a fixed random subset of N rows per task (replaces the config's)")
-    run.add_argument("--limit-eval", type=int, default=None, metavar="N",
+    run.add_argument("--limit", type=int, default=None, metavar="N",
                      help="evaluate on a fixed random subset of N rows per split (replaces the config's)")
+    run.add_argument("--limit-eval", type=int, default=None, metavar="N", help="the old spelling of --limit")
     run.add_argument("--no-wandb", action="store_true", help="do not log runs to Weights & Biases")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
@@ -44,7 +48,8 @@ def add_subparsers(sub) -> None:
     summ.add_argument("--tasks", default=None, help="comma-separated tasks, replacing the config's")
     summ.add_argument("--modes", default=None, help="comma-separated modes, replacing the config's")
     summ.add_argument("--limit-train", type=int, default=None, metavar="N", help="as given to run")
-    summ.add_argument("--limit-eval", type=int, default=None, metavar="N", help="as given to run")
+    summ.add_argument("--limit", type=int, default=None, metavar="N", help="as given to run")
+    summ.add_argument("--limit-eval", type=int, default=None, metavar="N", help="the old spelling of --limit")
     summ.set_defaults(func=_summary)
 
 
@@ -58,22 +63,39 @@ def _common(p) -> None:
 
 
 def _config(args):
-    from .config import load_config
-    cfg = load_config(args.config)
-    if args.tasks:
-        cfg.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    if args.modes:
-        cfg.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    cfg.check()
-    for name in ("limit_train", "limit_eval"):  # the command line wins over the config, in every mode
-        v = getattr(args, name)
-        if v is not None:
-            if v < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
-            setattr(cfg, name, v)
-            for over in cfg.overrides.values():
-                over.pop(name, None)
-    return cfg
+    """The config file with the command line's changes, read by the shared grammar (one check for
+    both). A limit given on the command line wins over the config's in every mode."""
+    from glue_painters.cli_options import grid_overrides
+    from glue_painters.yamlfile import read_yaml
+
+    from .config import GlueSweepConfig
+
+    raw = read_yaml(args.config) if args.config else None
+    raw = grid_overrides(args, raw, from_file=bool(args.config))
+    if not isinstance(raw, dict) or not raw:
+        return GlueSweepConfig.from_mapping(raw, args.config or "<flags>")  # the grammar's one-line error
+    raw = dict(raw)
+    for flag, key in (("tasks", "tasks"), ("modes", "modes")):
+        if getattr(args, flag):
+            raw[key] = [t.strip() for t in getattr(args, flag).split(",") if t.strip()]
+    limits = {"limit_train": args.limit_train, "limit": args.limit if args.limit is not None else args.limit_eval}
+    for key, value in limits.items():
+        if value is None:
+            continue
+        if value < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+        raw[key] = value
+        for mode in ("finetune", "probe"):
+            if isinstance(raw.get(mode), dict):
+                raw[mode] = {k: v for k, v in raw[mode].items() if k != key}
+    return GlueSweepConfig.from_mapping(raw, args.config or "<flags>")
+
+
+def _limit_text(cfg, mode: str) -> str:
+    values = {cfg.setting(mode, "limit", t) for t in cfg.tasks}
+    if len(values) == 1:
+        return str(values.pop() or "all")
+    return ", ".join(f"{t} {cfg.setting(mode, 'limit', t) or 'all'}" for t in cfg.tasks)
 
 
 def _results(args):
@@ -86,12 +108,12 @@ def _header(argv_cmd: str, cfg=None, wall_s: float | None = None) -> str:
     lines = ["# GLUE sweep summary", "", f"Command: `{argv_cmd}`", ""]
     if cfg is not None:
         lines.append(f"- model `{cfg.model}`; tasks {', '.join(cfg.tasks)}; variants {', '.join(cfg.variants)}"
-                     f"{'; plans ' + ', '.join(cfg.plans) if cfg.plans else ''}; N {cfg.n}; k {cfg.k}")
+                     f"{'; plans ' + ', '.join(map(str, cfg.plans)) if cfg.plans else ''}; N {cfg.n or 'all'}; k {cfg.k}")
         for mode in cfg.modes:
             hp = asdict(cfg.finetune_hp if mode == "finetune" else cfg.probe_hp)
             lines.append(f"- {mode}: seeds {cfg.setting(mode, 'seeds')}; train subset "
                          f"{cfg.setting(mode, 'limit_train') or 'all'} rows, eval subset "
-                         f"{cfg.setting(mode, 'limit_eval') or 'all'} rows per split (fixed random subset, "
+                         f"{_limit_text(cfg, mode)} rows per split (fixed random subset, "
                          f"seed {cfg.subset_seed}); {', '.join(f'{k}={v}' for k, v in hp.items())}")
     if wall_s is not None:
         lines.append(f"- wall time of this command: {wall_s / 60:.1f} min")
@@ -105,6 +127,12 @@ def _run(args) -> int:
     from .processes import is_main_process
     from .summary import summary_table, write_report
     import time
+
+    from glue_painters.cli_options import output_file, output_folder
+
+    output_folder(_results(args), "--results")  # before any model loads
+    if args.report:
+        output_file(args.report, "--report")
     cfg = _config(args)
     t0 = time.perf_counter()
     records = run_sweep(cfg, _results(args), data_dir=args.data_dir, wandb_on=not args.no_wandb,

@@ -1,35 +1,33 @@
-"""A GLUE sweep's YAML config: reading it and checking every key before anything runs.
+"""A GLUE sweep's config: the grammar both tracks share (``glue_painters.sweep_config``) plus what
+only training runs have. Example (``configs/glue/*.yaml``)::
 
-A config (see ``configs/glue/*.yaml``)::
-
-    model: minilm                    # alias, hub id or local folder
+    model: minilm
     variants: [full, skip, middle_repeat, reverse, random, parallel, looped_parallel]
-    n: [0, 1]                        # list, or "all" (every valid N), or {min: 0, max: 4}
-    k: 3                             # looped_parallel iterations
-    plans: []                        # extra plans of your own: text (0-1,5) or specs (skip:n=1)
+    n: [0, 1]                        # as in every sweep: all, a number, a list, {from, to, step}
+    k: 3
     tasks: [rte, mrpc]
+    limit: 256                       # evaluation rows per split (fixed random subset); or per task
     modes: [finetune, probe]
-    seeds: [0, 1, 2]                 # or a count: 3
-    limit_train: 256                 # fixed random subsets (null = all rows)
-    limit_eval: 200
-    finetune: {learning_rate: 2.0e-5, batch_size: 32, epochs: 3, max_length: 128}
+    seeds: [0, 1, 2]                 # training seeds (or a count)
+    limit_train: 512                 # training rows (fixed random subset; null = all)
+    subset_seed: 0
+    finetune: {learning_rate: 2.0e-5, batch_size: 32, epochs: 3, max_length: 128, seeds: [0]}
     probe: {learning_rate: 3.0e-2, batch_size: 32, epochs: 3, max_length: 128, pooling: auto}
     wandb: {project: glue-painters}
 
-``random`` uses the run's seed as its permutation seed, so its mean over seeds averages over
-permutations as well (the paper averages 10 permutation seeds).
-
-The grammar here is the GLUE track's own for now (moved unchanged out of the old ``sweep.py``);
-both tracks are to share one sweep vocabulary later.
+A ``finetune:``/``probe:`` section may override ``seeds``, ``limit_train`` and ``limit`` for its
+mode. ``random`` takes each training seed as its permutation seed unless ``permutation_seeds``
+names others (then every permutation runs under every training seed).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import ClassVar
 
 from glue_painters.errors import UserError
-from glue_painters.variants import VARIANTS, n_range
+from glue_painters.sweep_config import (Key, SweepConfig, _limits, _limit_shape, read_names, read_positive,
+                                        read_seeds, track_section)
 from glue_painters.yamlfile import read_yaml
 
 from . import tasks as T
@@ -38,128 +36,99 @@ from .hparams import FinetuneHParams, ProbeHParams
 MODES = ("finetune", "probe")
 N_VARIANTS = ("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel")
 SWEEP_VARIANTS = ("full",) + N_VARIANTS
+DEFAULT_TASKS = ("cola", "sst2", "mrpc", "stsb", "rte", "wnli")
+MODE_SETTINGS = ("seeds", "limit_train", "limit")
+WANDB_SETTINGS = {"project", "entity", "group", "tags"}
+
+
+def _modes(v, where):
+    modes = read_names(v, where)
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise UserError(f"{where}: unknown mode '{bad[0]}'; modes: {', '.join(MODES)}")
+    return modes
+
+
+def _int(v, where):
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise UserError(f"{where} must be an integer, got {v!r}")
+    return v
+
+
+def _section(v, where):
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise UserError(f"{where} must be a mapping of settings, got {v!r}")
+    if "limit_eval" in v:
+        raise UserError(f"{where}: 'limit_eval' is now spelled 'limit' (evaluation rows, as in every sweep config)")
+    return dict(v)
 
 
 @dataclass
-class SweepConfig:
-    model: str = "minilm"
-    variants: list = field(default_factory=lambda: list(SWEEP_VARIANTS))
-    n: object = "all"
-    k: int = 3
-    plans: list = field(default_factory=list)
-    tasks: list = field(default_factory=lambda: ["cola", "sst2", "mrpc", "stsb", "rte", "wnli"])
-    modes: list = field(default_factory=lambda: list(MODES))
-    seeds: object = 3
+class GlueSweepConfig(SweepConfig):
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     limit_train: int | None = None
-    limit_eval: int | None = None
     subset_seed: int = 0
     finetune: dict = field(default_factory=dict)
     probe: dict = field(default_factory=dict)
     wandb: dict = field(default_factory=dict)
-    source: str = "<dict>"
-
     # filled by ``check``
-    finetune_hp: FinetuneHParams = None
-    probe_hp: ProbeHParams = None
+    finetune_hp: FinetuneHParams | None = None
+    probe_hp: ProbeHParams | None = None
+    overrides: dict = field(default_factory=dict)
 
-    def check(self) -> "SweepConfig":
-        w = self.source
-        if not isinstance(self.model, str) or not self.model:
-            raise UserError(f"{w}: 'model' must be a model name or path")
-        self.variants = _str_list(self.variants, "variants", w)
-        for v in self.variants:
-            if v not in SWEEP_VARIANTS:
-                extra = " (skip_one/switch take i: give them as plans, e.g. 'skip_one:i=3')" if v in VARIANTS else ""
-                raise UserError(f"{w}: unknown variant '{v}'{extra}; sweep variants: {', '.join(SWEEP_VARIANTS)}")
-        self.plans = _str_list(self.plans, "plans", w)
-        self.tasks = [T.get_task(t).name for t in _str_list(self.tasks, "tasks", w)]
-        self.modes = _str_list(self.modes, "modes", w)
-        for m in self.modes:
-            if m not in MODES:
-                raise UserError(f"{w}: unknown mode '{m}'; modes: {', '.join(MODES)}")
-        self.seeds = _check_run_settings({"seeds": self.seeds}, w)["seeds"]
-        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
-            raise UserError(f"{w}: 'k' must be an integer >= 1")
-        _check_run_settings({"limit_train": self.limit_train, "limit_eval": self.limit_eval}, w)
-        if not isinstance(self.subset_seed, int) or isinstance(self.subset_seed, bool):
-            raise UserError(f"{w}: 'subset_seed' must be an integer")
-        self.n_values(None)  # shape check
+    TRACK: ClassVar[str] = "glue"
+    DEFAULT_TASKS: ClassVar[tuple[str, ...]] = DEFAULT_TASKS
+    DEFAULT_PERMUTATION_SEEDS: ClassVar[int | None] = None  # random follows each run's training seed
+    TRACK_KEYS: ClassVar[dict[str, Key]] = {
+        "modes": Key("finetune and/or probe (default both)", _modes),
+        "seeds": Key("training seeds: a count (0..count-1, default 3) or a list", read_seeds),
+        "limit_train": Key("training rows per task: a fixed random subset (default: all)", read_positive),
+        "subset_seed": Key("seed of the fixed random subsets (default 0)", _int),
+        "finetune": Key("fine-tuning settings (learning_rate, batch_size, epochs, ...; seeds/limit_train/limit "
+                        "override the top level)", _section),
+        "probe": Key("probe settings (learning_rate, batch_size, epochs, pooling, ...; seeds/limit_train/limit "
+                     "override the top level)", _section),
+        "wandb": Key("W&B settings: project, entity, group, tags (W&B's environment variables otherwise)",
+                     lambda v, w: track_section(v, WANDB_SETTINGS, w)),
+    }
+    RENAMED: ClassVar[dict[str, str]] = {
+        "limit_eval": "now spelled 'limit' (evaluation rows per task, as in every sweep config)",
+    }
+
+    @classmethod
+    def task_name(cls, name: str) -> str:
+        return T.get_task(name).name
+
+    def check(self) -> None:
+        where = f"config {self.source}"
         self.overrides = {}
         for mode in MODES:
-            section = getattr(self, mode)
-            if section is None:
-                section = {}
-            if not isinstance(section, dict):
-                raise UserError(f"{w}: '{mode}' must be a mapping of settings")
-            section = dict(section)
-            over = {k: section.pop(k) for k in ("seeds", "limit_train", "limit_eval") if k in section}
-            self.overrides[mode] = _check_run_settings(over, f"{w}: {mode}")
-            hp = (FinetuneHParams if mode == "finetune" else ProbeHParams).from_dict(section, f"{w}: {mode}")
+            section = dict(getattr(self, mode) or {})
+            over = {k: section.pop(k) for k in MODE_SETTINGS if k in section}
+            checked = {}
+            if "seeds" in over:
+                checked["seeds"] = read_seeds(over["seeds"], f"{where}: {mode}: 'seeds'")
+            if "limit_train" in over:
+                checked["limit_train"] = read_positive(over["limit_train"], f"{where}: {mode}: 'limit_train'")
+            if "limit" in over:
+                checked["limit"] = _limits(_limit_shape(over["limit"], f"{where}: {mode}: 'limit'"), self.tasks,
+                                           self.task_name, f"{where}: {mode}")
+            self.overrides[mode] = checked
+            hp = (FinetuneHParams if mode == "finetune" else ProbeHParams).from_dict(section, f"{where}: {mode}")
             setattr(self, f"{mode}_hp", hp)
-        if not isinstance(self.wandb, dict) or set(self.wandb) - {"project", "entity", "group", "tags"}:
-            raise UserError(f"{w}: 'wandb' takes project, entity, group, tags")
-        if not self.variants and not self.plans:
-            raise UserError(f"{w}: nothing to run: give 'variants' or 'plans'")
-        return self
 
-    def setting(self, mode: str, name: str):
-        """``seeds``, ``limit_train`` or ``limit_eval`` for one mode (its section overrides the top level)."""
-        over = getattr(self, "overrides", {}).get(mode, {})
-        return over[name] if name in over else getattr(self, name)
-
-    def n_values(self, num_layers: int | None) -> list[int]:
-        w, n = self.source, self.n
-        if n == "all":
-            return n_range(num_layers) if num_layers else []
-        if isinstance(n, int) and not isinstance(n, bool):
-            return [n]
-        if isinstance(n, list) and n and all(isinstance(i, int) and not isinstance(i, bool) for i in n):
-            return list(n)
-        if isinstance(n, dict) and set(n) <= {"min", "max"}:
-            lo = n.get("min", 0)
-            hi = n.get("max")
-            if num_layers is None:
-                return []
-            hi = n_range(num_layers)[-1] if hi is None else hi
-            return list(range(lo, hi + 1))
-        raise UserError(f"{w}: 'n' must be a list of integers, an integer, 'all' or {{min: A, max: B}}, got {n!r}")
+    def setting(self, mode: str, name: str, task: str | None = None):
+        """``seeds``, ``limit_train`` or ``limit`` (of ``task``) for one mode: its section wins."""
+        over = self.overrides.get(mode, {})
+        value = over[name] if name in over else getattr(self, name)
+        return value[task] if name == "limit" else value
 
 
-def _check_run_settings(d: dict, where: str) -> dict:
-    out = dict(d)
-    if "seeds" in d:
-        seeds = d["seeds"]
-        if isinstance(seeds, int) and not isinstance(seeds, bool):
-            if seeds < 1:
-                raise UserError(f"{where}: 'seeds' count must be at least 1")
-            seeds = list(range(seeds))
-        if not isinstance(seeds, list) or not seeds or not all(
-                isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(seeds):
-            raise UserError(f"{where}: 'seeds' must be a list of distinct integers or a count")
-        out["seeds"] = seeds
-    for name in ("limit_train", "limit_eval"):
-        if name in d:
-            v = d[name]
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise UserError(f"{where}: '{name}' must be a positive integer or null")
-    return out
+SweepConfig = GlueSweepConfig  # the name this track's API had
 
 
-def _str_list(v, name, where) -> list[str]:
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise UserError(f"{where}: '{name}' must be a list of strings")
-    return list(v)
-
-
-def load_config(path) -> SweepConfig:
-    path = Path(path)
-    data = read_yaml(path)
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: a sweep config is a YAML mapping (model:, variants:, tasks: ...)")
-    known = {f for f in SweepConfig.__dataclass_fields__ if f not in ("source", "finetune_hp", "probe_hp")}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UserError(f"{path}: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(known))}")
-    return SweepConfig(**data, source=str(path)).check()
+def load_config(path) -> GlueSweepConfig:
+    return GlueSweepConfig.from_mapping(read_yaml(path), str(path))

@@ -24,7 +24,7 @@ from pathlib import Path
 from glue_painters.errors import UserError
 from glue_painters.plans import Plan
 from glue_painters.rewire import apply_plan, current_plan, remove_plan
-from .hparams import FinetuneHParams, add_hparam_options  # noqa: F401 - add_hparam_options: old import path
+from .hparams import FinetuneHParams, add_hparam_options  # noqa: F401 - re-exported: the old import path
 from .metrics import predictions_from_logits, score_split, task_score
 from .tasks import Task, get_task
 

@@ -50,8 +50,7 @@ def main(argv=None) -> int:
     try:
         hp = FinetuneHParams.from_dict({f.name: getattr(args, f.name) for f in fields(FinetuneHParams)
                                         if getattr(args, f.name) is not None}, "command line")
-        spec = RunSpec(model=args.model, variant=None, n=None, k=None, plan_spec=args.plan, task=args.task,
-                       mode="finetune", seed=args.seed)
+        spec = RunSpec.of(args.model, args.plan, args.task, "finetune", args.seed)
         rec = run_finetune_one(spec, hp, data_dir=args.data_dir, limit_train=args.limit_train,
                                limit_eval=args.limit_eval, output_dir=args.output_dir,
                                save_steps=args.save_steps, resume=args.resume, results=args.results,

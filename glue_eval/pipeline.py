@@ -43,9 +43,10 @@ class Sweep:
     pooling_reason: str
     _parts: dict = field(default_factory=dict)
 
-    def subset(self, mode: str) -> dict:
+    def subset(self, mode: str, task: str) -> dict:
+        """What selects a run's rows (part of its key: the same values records always had)."""
         cfg = self.cfg
-        return {"train": cfg.setting(mode, "limit_train"), "eval": cfg.setting(mode, "limit_eval"),
+        return {"train": cfg.setting(mode, "limit_train"), "eval": cfg.setting(mode, "limit", task),
                 "seed": cfg.subset_seed}
 
     def parts(self, mode: str, task: str) -> KeyParts:
@@ -53,7 +54,7 @@ class Sweep:
         if (mode, task) not in self._parts:
             hp = asdict(self.cfg.finetune_hp) if mode == "finetune" else {**asdict(self.cfg.probe_hp),
                                                                          "pooling": self.pooling}
-            self._parts[(mode, task)] = KeyParts(self.fingerprint, hp, self.subset(mode),
+            self._parts[(mode, task)] = KeyParts(self.fingerprint, hp, self.subset(mode, task),
                                                  task_sources(T.get_task(task), self.data_dir))
         return self._parts[(mode, task)]
 
@@ -79,6 +80,8 @@ def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progr
     if not procs.is_main:
         progress, log = False, (lambda message: None)
     sweep = open_sweep(cfg, results_dir, data_dir)
+    if procs.is_main and not dry:
+        sweep.store.clean_stale()  # temporaries of killed writers; a live writer's are kept
     runs = sweep.runs()
     found = find_records(sweep, runs, keep_copies=not dry and procs.is_main)
     if dry:
@@ -87,8 +90,9 @@ def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progr
     log(_intro(sweep, runs))
     procs.wait()  # every process has looked in the store before anyone writes to it
     owners = _probe_owners([run.spec for run in runs], procs.count)
+    wb = WandbRuns(wandb_on, cfg.wandb, Path(results_dir))  # runs land in <results>/wandb/offline-run-*
     compute(sweep, [r for r in pending if r.spec.mode == "finetune" or owners[r.spec.task] == procs.index],
-            rows, procs, WandbRuns(wandb_on, cfg.wandb, Path(results_dir) / "wandb"), progress)
+            rows, procs, wb, progress)
     procs.wait()  # every process's records are in the store now
     records = collect(sweep, runs)
     if procs.count > 1:
@@ -97,6 +101,8 @@ def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progr
         copied = sum(1 for rec in found if rec is not None and rec.get("migrated_from"))
         log(f"glue sweep: {len(pending)} runs done now, {len(runs) - len(pending)} already in {results_dir}"
             + (f" ({copied} copied from a record of the same plan)" if copied else ""))
+    if wb.where():
+        log(wb.where())
     return records
 
 
@@ -150,7 +156,7 @@ def compute(sweep: Sweep, runs: list[Run], rows: dict, procs: Processes, wb: Wan
             bar.update(1)
 
         for (mode, task), group in _by_task(runs).items():
-            parts, subset = sweep.parts(mode, task), sweep.subset(mode)
+            parts, subset = sweep.parts(mode, task), sweep.subset(mode, task)
             hp = cfg.finetune_hp if mode == "finetune" else cfg.probe_hp
             td = prepare_task(task, sweep.tokenizer, hp.max_length, sweep.data_dir, subset["train"], subset["eval"],
                               cfg.subset_seed, rows)
@@ -182,6 +188,6 @@ def collect(sweep: Sweep, runs: list[Run]) -> list[dict]:
 
 def _intro(sweep: Sweep, runs: list[Run]) -> str:
     cfg = sweep.cfg
-    modes = "; ".join(f"{m}: seeds {cfg.setting(m, 'seeds')}, subset {sweep.subset(m)}" for m in cfg.modes)
+    modes = "; ".join(f"{m}: seeds {cfg.setting(m, 'seeds')}, subset {sweep.subset(m, cfg.tasks[0])}" for m in cfg.modes)
     return (f"glue sweep: {cfg.model} ({sweep.layers} layers, weights {sweep.fingerprint}), {len(runs)} runs "
             f"({modes}; {len(cfg.tasks)} tasks); probe pooling: {sweep.pooling} ({sweep.pooling_reason})")

@@ -71,7 +71,8 @@ class KeyParts:
 
 def make_record(spec: RunSpec, plan: Plan, model_name: str, sizes: dict, res: dict, extra: dict) -> dict:
     """A record's body: what ran (label, plan, model, task, mode, seed), its scores and rows used."""
-    return {"variant": spec.variant or "custom", "n": spec.n, "k": spec.k, "label": spec.label, "plan_text": plan.text,
+    return {"variant": spec.variant, "params": spec.params, "n": spec.n, "k": spec.k, "i": spec.i, "label": spec.label,
+            "plan_text": plan.text,
             "plan_hash": plan.hash, "model_name": model_name, "task": spec.task, "mode": spec.mode, "seed": spec.seed,
             "metrics": res["metrics"], "score": res["score"], "sizes": sizes, "executions": plan.executions,
             "code_hash": code_version(), **extra}
@@ -79,7 +80,7 @@ def make_record(spec: RunSpec, plan: Plan, model_name: str, sizes: dict, res: di
 
 def relabel(record: dict, spec: RunSpec) -> dict:
     """``record`` (a result) as the record of ``spec``'s label, which builds the same plan."""
-    return dict(record, variant=spec.variant or "custom", n=spec.n, k=spec.k, label=spec.label)
+    return dict(record, variant=spec.variant, params=spec.params, n=spec.n, k=spec.k, i=spec.i, label=spec.label)
 
 
 def _without_label(key: dict) -> str:

@@ -1,52 +1,60 @@
 """The runs a sweep config asks for: one ``RunSpec`` per (label, task, mode, seed).
 
-A *label* is a variant with its parameters (``skip:n=1``, ``looped_parallel:n=1,k=3``) or a plan of
-the user's own (its text or spec as given); every label gets its own record. Two labels may build
-the same plan (``reverse`` equals ``full`` when the middle is one layer): the sweep computes such a
-plan once and stores the result under each label (``pipeline``).
+A *label* is a ``VariantSpec``'s text: a variant with its parameters (``skip:n=1``,
+``looped_parallel:n=1,k=3``, ``random:n=1,seed=0``) or a plan of the user's own; every label gets
+its own record. Two labels may build the same plan (``reverse`` equals ``full`` when the middle is
+one layer): the sweep computes such a plan once and stores the result under each label
+(``pipeline``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from glue_painters.errors import UserError
 from glue_painters.plans import Plan
-from glue_painters.variants import build, n_range, resolve
+from glue_painters.variants import VariantSpec
 
-from .config import SweepConfig
+from .config import GlueSweepConfig
 
 
 @dataclass(frozen=True)
 class RunSpec:
     model: str
-    variant: str | None       # None for a custom plan
-    n: int | None
-    k: int | None
-    plan_spec: str | None     # for custom plans: text or variant spec
+    variant_spec: VariantSpec
     task: str
     mode: str
     seed: int
 
+    @classmethod
+    def of(cls, model: str, spec: VariantSpec | str, task: str, mode: str, seed: int) -> "RunSpec":
+        return cls(model, VariantSpec.parse(spec) if isinstance(spec, str) else spec, task, mode, seed)
+
     def plan(self, num_layers: int) -> Plan:
-        if self.variant is None:
-            return resolve(self.plan_spec, num_layers)
-        params = {}
-        if self.variant != "full":
-            params["n"] = self.n
-        if self.variant == "looped_parallel":
-            params["k"] = self.k
-        if self.variant == "random":
-            params["seed"] = self.seed
-        return build(self.variant, num_layers, **params)
+        return self.variant_spec.plan(num_layers)
 
     @property
     def label(self) -> str:
-        if self.variant is None:
-            return self.plan_spec
-        if self.variant == "full":
-            return "full"
-        return f"{self.variant}:n={self.n}" + (f",k={self.k}" if self.variant == "looped_parallel" else "")
+        return self.variant_spec.text
+
+    @property
+    def variant(self) -> str:
+        return self.variant_spec.variant
+
+    @property
+    def params(self) -> dict:
+        return self.variant_spec.param_dict
+
+    @property
+    def n(self) -> int | None:
+        return self.params.get("n")
+
+    @property
+    def k(self) -> int | None:
+        return self.params.get("k")
+
+    @property
+    def i(self) -> int | None:
+        return self.params.get("i")
 
 
 @dataclass(frozen=True)
@@ -58,21 +66,19 @@ class Run:
     key: dict
 
 
-def expand(cfg: SweepConfig, num_layers: int) -> list[RunSpec]:
-    ns = cfg.n_values(num_layers)
-    for n in ns:
-        if not 0 <= n <= n_range(num_layers)[-1]:
-            raise UserError(f"{cfg.source}: N={n} is out of range for {cfg.model} ({num_layers} layers): "
-                            f"valid N are {n_range(num_layers)[0]}..{n_range(num_layers)[-1]}")
-    shapes = []
-    for v in cfg.variants:
-        if v == "full":
-            shapes.append((v, None, None, None))
-        else:
-            shapes += [(v, n, cfg.k if v == "looped_parallel" else None, None) for n in ns]
-    for p in cfg.plans:
-        resolve(p, num_layers)  # check now, not mid-sweep
-        shapes.append((None, None, None, p))
-    return [RunSpec(cfg.model, v, n, k, p, task, mode, seed)
-            for mode in cfg.modes for task in cfg.tasks for (v, n, k, p) in shapes
-            for seed in cfg.setting(mode, "seeds")]
+def expand(cfg: GlueSweepConfig, num_layers: int) -> list[RunSpec]:
+    """Every run of the config, mode by mode, task by task, row by row, seed by seed. Without
+    ``permutation_seeds`` a random row takes the run's training seed as its permutation."""
+    out: dict[RunSpec, None] = {}
+    follow = cfg.permutation_seeds is None
+    for mode in cfg.modes:
+        seeds = cfg.setting(mode, "seeds")
+        rows = cfg.specs(num_layers, [seeds[0]] if follow else None)
+        for task in cfg.tasks:
+            for spec in rows:
+                for seed in seeds:
+                    row = spec
+                    if follow and spec.variant == "random":
+                        row = VariantSpec.of("random", n=spec.param_dict["n"], seed=seed)
+                    out[RunSpec(cfg.model, row, task, mode, seed)] = None
+    return list(out)

@@ -22,7 +22,7 @@ from .hparams import FinetuneHParams, ProbeHParams
 from .probe import fill_feature_cache, probe
 from .records import TRACK, KeyParts, make_record, relabel
 from .runs import Run, RunSpec
-from .wandb_runs import WandbRuns, wandb_config
+from .wandb_runs import WandbRuns
 
 Put = Callable[[Run, dict], None]
 
@@ -48,7 +48,7 @@ def finetune_run(model_name: str, spec: RunSpec, plan, td: TaskData, hp: Finetun
     if model is None:
         set_seed(spec.seed)
         model, tokenizer = load(model_name, "sequence-classification", num_labels=td.task.num_labels)
-    run = wb.start(spec, wandb_config(spec, plan, model_name, parts.fingerprint, parts.hparams, parts.subset))
+    run = wb.start(spec, plan, parts, model_name)
     try:
         with _folder(output_dir) as out:
             res = finetune(model, plan, td.task, td.train, td.evals, hp, spec.seed, out, tokenizer=tokenizer,
@@ -80,8 +80,7 @@ def finetune_step(model_name: str, runs: list[Run], td: TaskData, hp: FinetuneHP
         for run in group[1:]:
             twin = relabel(rec, run.spec)
             put(run, twin)
-            wb.log_record(run.spec, wandb_config(run.spec, run.plan, model_name, parts.fingerprint, parts.hparams,
-                                                 parts.subset), twin)
+            wb.log_record(run.spec, run.plan, parts, model_name, twin)
 
 
 def probe_step(model_name: str, encoder, runs: list[Run], td: TaskData, hp: ProbeHParams, pooling: str,
@@ -101,8 +100,7 @@ def probe_step(model_name: str, encoder, runs: list[Run], td: TaskData, hp: Prob
                     cache_key=(plan.hash, td.task.name), progress=False)
         for run in group:
             res = out[run.spec.seed]
-            wb_run = wb.start(run.spec, wandb_config(run.spec, plan, model_name, parts.fingerprint, parts.hparams,
-                                                     parts.subset))
+            wb_run = wb.start(run.spec, plan, parts, model_name)
             rec = make_record(run.spec, plan, model_name, td.sizes, res, {"time_s": res["time_s"], "pooling": pooling})
             put(run, rec)
             wb.finish(wb_run, rec)
@@ -132,7 +130,7 @@ def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_tr
     ckpt = get_last_checkpoint(output_dir) if resume and Path(output_dir).is_dir() else None
     if resume and ckpt is None:
         print(f"no checkpoint in {output_dir}: starting from scratch", file=sys.stderr)
-    wb = WandbRuns(wandb_on, wandb_settings, Path(results or output_dir) / "wandb")
+    wb = WandbRuns(wandb_on, wandb_settings, Path(results or output_dir))
     rec = finetune_run(spec.model, spec, plan, td, hp, parts, wb, model=model, tokenizer=tok, output_dir=output_dir,
                        save_steps=save_steps, resume=ckpt, progress=True)
     if is_main_process():

@@ -1,50 +1,39 @@
-"""Weights & Biases: one W&B run per GLUE record, offline unless ``WANDB_MODE`` says otherwise.
-
-Config fields variant, N, k, seed, task, mode, plan, plan_hash, model, label and ``hp/*``; group
-``model/task/mode``, run name ``label/task/mode/sSEED``. A fine-tuning run's W&B run is open while
-it trains, so it also gets Trainer's curves.
+"""Weights & Biases for GLUE runs, through the core's ``glue_painters.tracking``: one W&B run per
+record (its id is the record's key hash), the config fields both tracks share plus the GLUE
+run's own (hyperparameters as ``hp/*``, subsets), group = the sweep row across seeds, job type =
+the mode. A fine-tuning run's W&B run is open while it trains, so it also gets Trainer's curves.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from glue_painters.plans import Plan
+from glue_painters.results import record_key
+from glue_painters.tracking import Tracker, run_config, run_group
 
+from .records import KeyParts
 from .runs import RunSpec
 
 
-def _wandb_setup():
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_SILENT", "true")
-
-
 def wandb_config(spec: RunSpec, plan: Plan, model_name: str, fingerprint: str, hparams: dict, subset: dict) -> dict:
-    return {"variant": spec.variant or "custom", "N": spec.n, "k": spec.k, "seed": spec.seed, "task": spec.task,
-            "mode": spec.mode, "plan": plan.text, "plan_hash": plan.hash, "model": model_name,
-            "model_fingerprint": fingerprint, "label": spec.label, **{f"hp/{k}": v for k, v in hparams.items()},
-            "limit_train": subset.get("train"), "limit_eval": subset.get("eval")}
+    return run_config(track="glue", model=model_name, spec=spec.variant_spec, plan=plan, task=spec.task,
+                      mode=spec.mode, seed=spec.seed, label=spec.label, plan_hash=plan.hash,
+                      model_fingerprint=fingerprint, limit_train=subset.get("train"), limit_eval=subset.get("eval"),
+                      **{f"hp/{k}": v for k, v in hparams.items()})
 
 
 class WandbRuns:
-    """One W&B run per GLUE run, or nothing when disabled."""
+    """One W&B run per GLUE record, or nothing when disabled."""
 
-    def __init__(self, enabled: bool, settings: dict, root: Path):
-        self.enabled, self.settings, self.root = enabled, settings or {}, root
-        if enabled:
-            _wandb_setup()
-            self.root.mkdir(parents=True, exist_ok=True)
+    def __init__(self, enabled: bool, settings: dict | None, root: Path):
+        self.tracker = Tracker(enabled, Path(root), dict(settings or {}))
 
-    def start(self, spec: RunSpec, config: dict):
-        if not self.enabled:
-            return None
-        import wandb
-        group = self.settings.get("group") or f"{spec.model}/{spec.task}/{spec.mode}"
-        return wandb.init(project=self.settings.get("project", "glue-painters"), entity=self.settings.get("entity"),
-                          group=group, job_type=spec.mode, name=f"{spec.label}/{spec.task}/{spec.mode}/s{spec.seed}",
-                          tags=self.settings.get("tags"), config=config, dir=str(self.root),
-                          reinit="finish_previous")
+    def start(self, spec: RunSpec, plan: Plan, parts: KeyParts, model_name: str):
+        config = wandb_config(spec, plan, model_name, parts.fingerprint, parts.hparams, parts.subset)
+        return self.tracker.start(record_key(parts.key(spec, plan)), name=f"{spec.label}/{spec.task}/{spec.mode}/s{spec.seed}",
+                                  group=run_group(model_name, spec.task, spec.mode, spec.variant_spec),
+                                  job_type=spec.mode, config=config)
 
     @staticmethod
     def finish(run, record: dict | None, failed: bool = False):
@@ -55,7 +44,10 @@ class WandbRuns:
             run.summary.update({**record["metrics"], "score": record["score"]})
         run.finish(exit_code=1 if failed else 0)
 
-
-    def log_record(self, spec: RunSpec, config: dict, record: dict) -> None:
+    def log_record(self, spec: RunSpec, plan: Plan, parts: KeyParts, model_name: str, record: dict) -> None:
         """A W&B run holding only a finished record (a label that shares another label's computation)."""
-        self.finish(self.start(spec, config), record)
+        self.finish(self.start(spec, plan, parts, model_name), record)
+
+    def where(self) -> str | None:
+        """Where the runs went and the ``wandb sync`` line (None when nothing was logged)."""
+        return self.tracker.finish()

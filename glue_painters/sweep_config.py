@@ -128,7 +128,8 @@ def read_variants(v, where) -> list[str]:
     names = read_names(v, where)
     bad = [x for x in names if x not in VARIANTS]
     if bad:
-        raise UserError(f"{where}: unknown variant(s) {', '.join(bad)}; known: {', '.join(VARIANTS)}")
+        names = ", ".join(f"'{x}'" for x in bad)
+        raise UserError(f"{where}: unknown variant{'s' if len(bad) > 1 else ''} {names}; known: {', '.join(VARIANTS)}")
     return names
 
 

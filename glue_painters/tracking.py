@@ -43,7 +43,12 @@ def run_config(*, track: str, model: str, spec, plan, task: str, mode: str, seed
 
 
 def run_group(model: str, task: str, mode: str, spec) -> str:
-    return f"{Path(str(model)).name}/{task}/{mode}/{spec.text if spec.variant != 'custom' else spec.text[:60]}"
+    """One sweep row across its seeds (W&B averages a group's runs): the spec without ``seed``, so
+    the random variant's permutations are one group, as the paper averages them."""
+    params = [(k, v) for k, v in spec.params if k != "seed"]
+    text = spec.text if spec.variant == "custom" else spec.variant + (":" + ",".join(f"{k}={v}" for k, v in params)
+                                                                      if params else "")
+    return f"{Path(str(model)).name}/{task}/{mode}/{text[:80]}"
 
 
 @dataclass

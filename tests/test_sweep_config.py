@@ -68,3 +68,57 @@ def test_n_out_of_range_for_the_model_is_refused_before_any_work():
     cfg = DecoderSweepConfig.from_mapping({"model": "m", "variants": ["skip"], "n": [4]}, "s.yaml")
     with pytest.raises(UserError, match=r"config s.yaml: N=4 is out of range for m \(8 layers\): valid N are 0..3"):
         cfg.specs(8)
+
+
+# ---- the same grammar in the GLUE track ----------------------------------------------------------
+from glue_eval.config import GlueSweepConfig  # noqa: E402
+from glue_eval.runs import expand as glue_expand  # noqa: E402
+
+
+@pytest.mark.parametrize("track", [DecoderSweepConfig, GlueSweepConfig])
+def test_both_tracks_read_the_grid_keys_the_same_way(track):
+    tasks = ["arc_easy"] if track is DecoderSweepConfig else ["rte"]
+    cfg = track.from_mapping({"model": "m", "variants": ["skip", "looped_parallel", "skip_one"],
+                              "n": {"from": 0, "to": 2, "step": 2}, "k": [2, 3], "i": [1],
+                              "plans": ["0-3", "switch:i=0"], "tasks": tasks, "limit": 4})
+    assert [s.text for s in cfg.specs(8)] == ["skip:n=0", "skip:n=2", "looped_parallel:n=0,k=2",
+                                              "looped_parallel:n=0,k=3", "looped_parallel:n=2,k=2",
+                                              "looped_parallel:n=2,k=3", "skip_one:i=1", "0-3", "switch:i=0"]
+    assert cfg.limit == {tasks[0]: 4}
+    for bad, needle in [({"n": {"min": 0, "max": 2}}, "{min, max} is written {from: A, to: B} now"),
+                        ({"variants": ["skipp"]}, "unknown variant 'skipp'")]:
+        with pytest.raises(UserError, match="^config c.yaml: ") as err:
+            track.from_mapping({"model": "m", "tasks": tasks, **bad}, "c.yaml")
+        assert needle in str(err.value)
+
+
+def test_glue_random_follows_the_training_seed_unless_permutation_seeds_are_given():
+    base = {"model": "m", "variants": ["random"], "n": [1], "tasks": ["rte"], "modes": ["probe"], "seeds": [0, 1]}
+    runs = glue_expand(GlueSweepConfig.from_mapping(base), 6)
+    assert [(r.label, r.seed) for r in runs] == [("random:n=1,seed=0", 0), ("random:n=1,seed=1", 1)]
+    runs = glue_expand(GlueSweepConfig.from_mapping(dict(base, permutation_seeds=[5, 6])), 6)
+    assert [(r.label, r.seed) for r in runs] == [("random:n=1,seed=5", 0), ("random:n=1,seed=5", 1),
+                                                 ("random:n=1,seed=6", 0), ("random:n=1,seed=6", 1)]
+
+
+@pytest.mark.parametrize("over,needle", [
+    ({"limit_eval": 8}, "'limit_eval' is now spelled 'limit'"),
+    ({"probe": {"limit_eval": 8}}, "'limit_eval' is now spelled 'limit'"),
+    ({"seeds": [-1]}, "non-negative"),
+    ({"modes": ["train"]}, "unknown mode 'train'"),
+    ({"wandb": {"projekt": "x"}}, "unknown setting(s) projekt"),
+    ({"finetune": {"limit": {"sst2": 3}}}, "not in 'tasks': sst2"),
+])
+def test_glue_track_keys_are_checked_in_one_line(over, needle):
+    with pytest.raises(UserError) as err:
+        GlueSweepConfig.from_mapping({"model": "m", "tasks": ["rte"], **over}, "g.yaml")
+    assert needle in str(err.value) and str(err.value).startswith("config g.yaml: ")
+
+
+def test_a_mode_section_overrides_seeds_and_limits_per_task():
+    cfg = GlueSweepConfig.from_mapping({"model": "m", "tasks": ["rte", "mrpc"], "limit": {"default": 8, "mrpc": 4},
+                                        "limit_train": 32, "seeds": 2,
+                                        "finetune": {"seeds": [0], "limit": 16, "epochs": 1}})
+    assert cfg.setting("probe", "limit", "mrpc") == 4 and cfg.setting("probe", "limit", "rte") == 8
+    assert cfg.setting("finetune", "limit", "mrpc") == 16 and cfg.setting("finetune", "seeds") == [0]
+    assert cfg.setting("probe", "seeds") == [0, 1] and cfg.finetune_hp.epochs == 1

@@ -1,8 +1,7 @@
 """Alias of the GLUE sweep's old module: its names now live in the ``glue_eval`` modules below
 (config, runs, data, records, wandb_runs, processes, steps, pipeline, summary)."""
 
-from glue_eval.config import (MODES, N_VARIANTS, SWEEP_VARIANTS, SweepConfig,  # noqa: F401
-                              _check_run_settings, _str_list, load_config)
+from glue_eval.config import MODES, N_VARIANTS, SWEEP_VARIANTS, SweepConfig, load_config  # noqa: F401
 from glue_eval.data import TaskData, _file_sha, prepare_task, task_sources  # noqa: F401
 from glue_eval.pipeline import run_sweep  # noqa: F401
 from glue_eval.processes import _probe_owners, is_main_process  # noqa: F401

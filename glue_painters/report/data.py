@@ -38,6 +38,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..results import ResultsStore
+from ..variants import VariantSpec
 
 TRACKS = ("decoder", "glue")
 # variants of the paper, in the order the report shows them
@@ -275,7 +276,6 @@ def _with_twins(recs: list[dict]) -> list[dict]:
     that asked for it (``full`` before ``reverse:n=2`` when the middle is one layer); the other
     labels are not in the store. Rebuild each missing (variant, N, k) label's plan and take its
     twin's record, relabelled."""
-    from glue_eval.runs import RunSpec
 
     T = layer_count(recs)
     if T is None:
@@ -297,7 +297,7 @@ def _with_twins(recs: list[dict]) -> list[dict]:
             if (v, n, k, task, seed) in have:
                 continue
             try:
-                plan = RunSpec("", v, n, k, None, task, "", seed).plan(T)
+                plan = VariantSpec.of(v, **_variant_params(v, n, k, seed)).plan(T)
             except Exception:  # an N this model does not have
                 continue
             twin = by_plan.get((plan.hash, task, seed))
@@ -306,11 +306,21 @@ def _with_twins(recs: list[dict]) -> list[dict]:
     return out
 
 
+def _variant_params(variant: str, n, k, seed) -> dict:
+    """A GLUE cell's variant parameters as the sweep builds them (random: the run's seed)."""
+    if variant == "full":
+        return {}
+    return {"n": n, **({"k": k} if variant == "looped_parallel" else {}), **({"seed": seed} if variant == "random" else {})}
+
+
 def _glue_cell_key(r: dict) -> tuple:
-    """(variant, N, k, i) of a GLUE record. The GLUE sweep runs Fig. 2's plans as custom plans
-    given as specs (``plans: [skip_one:i=3]``); their label is the spec, read back here."""
+    """(variant, N, k, i) of a GLUE record. Fig. 2's plans are ``skip_one``/``switch`` rows with
+    their ``i``; records written before the shared grammar had them as custom plans whose label is
+    the spec, read back here."""
     import re
 
+    if r["variant"] in ("skip_one", "switch"):
+        return (r["variant"], None, None, (r.get("params") or {}).get("i", r.get("i")))
     if r["variant"] == "custom":
         m = re.fullmatch(r"(skip_one|switch):i=(\d+)", str(r.get("label", "")).replace(" ", ""))
         if m:
@@ -343,7 +353,7 @@ def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Gro
         # one record per (label, task, seed): a re-run under a newer code version replaces none
         seen, dup = {}, 0
         for r in recs:
-            key = (r["variant"], r.get("n"), r.get("k"), r["task"], r["seed"], r.get("label") if r["variant"] == "custom" else None)
+            key = (*_glue_cell_key(r), r["task"], r["seed"], r.get("label"))
             if key in seen:
                 dup += 1
                 continue
