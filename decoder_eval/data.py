@@ -18,12 +18,12 @@ fingerprint) that goes into results keys: a changed file never reuses a stale re
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from glue_painters.errors import UserError
+from glue_painters.fingerprints import file_sha16
 from glue_painters.jsonl import jsonl_records
 
 DATA_ENV = "PAINTERS_DATA"
@@ -84,14 +84,6 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def _file_fingerprint(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
 def load_split(split: Split, data_dir: Path | str, limit: int | None = None) -> Docs:
     """Read one split and keep its first ``limit`` documents (all when ``limit`` is None)."""
     if limit is not None and limit < 1:
@@ -113,6 +105,6 @@ def load_split(split: Split, data_dir: Path | str, limit: int | None = None) -> 
         path = Path(data_dir) / split.local
         records = read_jsonl(path)
         source = f"local:{split.local}"
-        fingerprint = _file_fingerprint(path)
+        fingerprint = file_sha16(path)
     total = len(records)
     return Docs(records[:limit] if limit else records, source, fingerprint, total)
