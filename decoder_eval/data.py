@@ -6,7 +6,8 @@ can pass ``--data-dir hub`` and get the same records through ``datasets.load_dat
 turns either record shape into one internal form (see ``tasks.py``).
 
 Where the folder is, first match wins: ``--data-dir`` / ``data_dir=``, the environment variable
-``PAINTERS_DATA``, else ``../shared/data`` next to the repository checkout.
+``PAINTERS_DATA``, else ``../shared/data`` next to the repository checkout (``glue_painters.datadir``,
+shared with the core and the GLUE track).
 
 ``limit=N`` keeps the **first N documents in file order**, as lm-evaluation-harness's ``--limit``
 does, so a limited run here and a limited stock lm-eval run see the same documents, and a larger
@@ -18,15 +19,15 @@ fingerprint) that goes into results keys: a changed file never reuses a stale re
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from glue_painters.datadir import DATA_ENV, data_root
 from glue_painters.errors import UserError
+from glue_painters.fingerprints import file_sha16
 from glue_painters.jsonl import jsonl_records
 
-DATA_ENV = "PAINTERS_DATA"
 HUB = "hub"
 
 
@@ -36,19 +37,14 @@ class DataError(UserError):
 
 def default_data_dir() -> Path:
     """``$PAINTERS_DATA``, else ``<checkout>/../shared/data``."""
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    return data_root()
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | str:
     """The folder to read from, or the string ``"hub"`` to load by name with ``datasets``."""
-    if data_dir is None:
-        return default_data_dir()
-    if str(data_dir) == HUB:
+    if data_dir is not None and str(data_dir) == HUB:
         return HUB
-    return Path(data_dir).expanduser()
+    return data_root(data_dir)
 
 
 @dataclass(frozen=True)
@@ -84,14 +80,6 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def _file_fingerprint(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
 def load_split(split: Split, data_dir: Path | str, limit: int | None = None) -> Docs:
     """Read one split and keep its first ``limit`` documents (all when ``limit`` is None)."""
     if limit is not None and limit < 1:
@@ -113,6 +101,6 @@ def load_split(split: Split, data_dir: Path | str, limit: int | None = None) -> 
         path = Path(data_dir) / split.local
         records = read_jsonl(path)
         source = f"local:{split.local}"
-        fingerprint = _file_fingerprint(path)
+        fingerprint = file_sha16(path)
     total = len(records)
     return Docs(records[:limit] if limit else records, source, fingerprint, total)

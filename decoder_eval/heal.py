@@ -17,13 +17,13 @@ evaluation benchmarks). Any .txt (blank-line separated) or .jsonl (``text`` fiel
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from glue_painters.errors import UserError
+from glue_painters.fingerprints import file_sha16
 from glue_painters.plans import Plan
 from glue_painters.rewire import apply_plan, num_layers, remove_plan
 from glue_painters.results import ResultsStore
@@ -146,7 +146,7 @@ def heal(model_name: str, spec: str, *, tasks=None, limit=None, corpus=None, dat
     pspec = plan_spec(spec, num_layers(model))
     fingerprint = model_fingerprint(model)
     store = ResultsStore(results_dir)
-    heal_key = dict(asdict(cfg), corpus=hashlib.sha256(path.read_bytes()).hexdigest()[:16], max_docs=max_docs)
+    heal_key = dict(asdict(cfg), corpus=file_sha16(path), max_docs=max_docs)
 
     def scores(healed: bool, m) -> dict:
         keys = {n: key_fields(fingerprint, pspec, n, d.subset, dtype, healed, heal_key if healed else None) for n, d in data.items()}

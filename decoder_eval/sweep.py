@@ -23,7 +23,6 @@ heal={...its settings...})``; the summary then shows healed and frozen results a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import subprocess
@@ -34,6 +33,7 @@ from typing import Callable, Mapping
 
 from glue_painters import __version__ as painters_version
 from glue_painters.errors import UserError
+from glue_painters.fingerprints import config_weights_fingerprint
 from glue_painters.plans import Plan
 from glue_painters.results import ResultsStore, atomic_write_text, process_state, record_key, share_work
 from glue_painters.rewire import num_layers
@@ -52,19 +52,12 @@ SCORING_VERSION = "1"
 # ---- records -------------------------------------------------------------------------------------
 def model_fingerprint(model) -> str:
     """The loader's file fingerprint, else a hash of the weights and config (in-memory models)."""
-    import torch
-
     from glue_painters.models import source_of
 
     try:
         return source_of(model).fingerprint
     except UserError:  # built in memory (tests) or loaded some other way
-        pass
-    h = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return "weights:" + h.hexdigest()[:16]
+        return config_weights_fingerprint(model)
 
 
 def key_fields(model_fp: str, spec: PlanSpec, task: str, subset: dict, dtype: str,

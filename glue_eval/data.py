@@ -1,27 +1,22 @@
 """A task's rows ready for a run (subset, tokenized) and what identifies them in a record's key.
 
-Hashing data files lives here (``_file_sha``) until the shared ``glue_painters.fingerprints`` takes
-it over; a record's key holds each split's file hash (or the hub id), so edited data never reuses
-a stale record.
+A record's key holds each split's file hash (``glue_painters.fingerprints.file_sha16``, or the hub
+id), so edited data never reuses a stale record.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
+
+from glue_painters.fingerprints import file_sha16
 
 from . import tasks as T
 
 
 def _file_sha(path: str) -> str:
-    if not os.path.isfile(path):
-        return path  # a hub source: its id
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    """A local split's content hash; a hub dataset id stands for itself."""
+    return file_sha16(path) if os.path.isfile(path) else path
 
 
 @dataclass

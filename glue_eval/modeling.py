@@ -8,7 +8,6 @@ names for the same weights share records, and changed weights never reuse a stal
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 
 from glue_painters.errors import UserError
+from glue_painters.fingerprints import tensors_fingerprint
 from glue_painters.rewire import current_plan, remove_plan, apply_plan
 
 POOLINGS = ("auto", "pooler", "mean", "cls")
@@ -23,12 +23,8 @@ POOLINGS = ("auto", "pooler", "mean", "cls")
 
 def load(name: str, kind: str, num_labels: int | None = None):
     """``(model, tokenizer)`` from ``glue_painters.models.load_model``."""
-    try:
-        from glue_painters.models import load_model
-    except ModuleNotFoundError as e:  # pragma: no cover - only before models.py lands
-        if e.name not in ("glue_painters.models",):
-            raise
-        raise UserError("glue_painters.models is missing from this checkout: it provides load_model()") from None
+    from glue_painters.models import load_model
+
     kwargs = {"kind": kind}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
@@ -45,12 +41,7 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     if plan is not None:
         remove_plan(model)
     try:
-        h = hashlib.sha256()
-        for name, t in sorted(base.state_dict().items()):
-            t = t.detach().cpu().contiguous()
-            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()[:16]
+        return tensors_fingerprint(base)
     finally:
         if plan is not None:
             apply_plan(model, plan)

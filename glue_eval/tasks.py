@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from glue_painters.datadir import track_dir
 from glue_painters.errors import UserError
 from glue_painters.jsonl import jsonl_records
 
@@ -77,19 +78,11 @@ def split_suffix(task: Task, split: str) -> str:
 
 
 def default_data_dir() -> Path:
-    env = os.environ.get("PAINTERS_DATA")
-    if env:
-        p = Path(env).expanduser()
-        return p / "glue" if (p / "glue").is_dir() else p
-    repo = Path(__file__).resolve().parents[1]
-    return (repo.parent / "shared" / "data" / "glue").resolve()
+    return track_dir("glue")
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
-    if data_dir is None:
-        return default_data_dir()
-    p = Path(data_dir).expanduser()
-    return p / "glue" if not (p / "cola").exists() and (p / "glue").is_dir() else p
+    return track_dir("glue", data_dir, marker="cola")
 
 
 # ---- reading and checking rows ------------------------------------------------------------------

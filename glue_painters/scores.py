@@ -42,6 +42,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from .datadir import data_root
 from .errors import UserError
 from .jsonl import jsonl_records
 from .plans import Plan, full_plan
@@ -58,13 +59,8 @@ _TRAIN_SPLITS = ("arc_easy", "arc_challenge", "gsm8k")
 
 def _data_dir(data_dir=None) -> Path:
     """The benchmark data folder: ``data_dir``, ``$PAINTERS_DATA``, else ``../shared/data``
-    next to the checkout (the decoder track's convention)."""
-    if data_dir is not None:
-        return Path(data_dir).expanduser()
-    env = os.environ.get("PAINTERS_DATA")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    next to the checkout (``glue_painters.datadir``, shared by both tracks)."""
+    return data_root(data_dir)
 
 
 def _train_record_text(task: str, rec: dict, where: str) -> str:

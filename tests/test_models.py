@@ -104,7 +104,7 @@ def test_unknown_kind_and_dtype():
     with pytest.raises(UserError, match="unknown model kind"):
         models.load_model("minilm", kind="seq2seq")
     with pytest.raises(UserError, match="unknown dtype"):
-        models._torch_dtype("float33")
+        models.loading._torch_dtype("float33")
 
 
 @needs_minilm
@@ -119,8 +119,8 @@ def test_smollm2_gguf_conversion_is_exact_and_cached(monkeypatch, tmp_cache):
     """First load dequantizes and converts; the second reads the converted folder, fast, and gives
     bit-identical logits to the GGUF-loaded model."""
     dequantized = []
-    real = models._dequantize_gguf
-    monkeypatch.setattr(models, "_dequantize_gguf", lambda *a: dequantized.append(real(*a)) or dequantized[-1])
+    real = models.gguf._dequantize_gguf
+    monkeypatch.setattr(models.gguf, "_dequantize_gguf", lambda *a: dequantized.append(real(*a)) or dequantized[-1])
 
     t0 = time.perf_counter()
     models.load_model("smollm2")

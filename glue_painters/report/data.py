@@ -223,7 +223,9 @@ def glue_majority(task: str, data: str, subset: str) -> float | None:
 
     from glue_eval import tasks as T
     from glue_eval.metrics import score_split, task_score
-    from glue_eval.data import _file_sha
+
+    from ..datadir import track_dir
+    from ..fingerprints import file_sha16
 
     t = T.get_task(task)
     data_shas, sub = json.loads(data) or {}, json.loads(subset) or {}
@@ -231,8 +233,8 @@ def glue_majority(task: str, data: str, subset: str) -> float | None:
         return None
     metrics = {}
     for split in t.eval_splits:
-        path, expected = T.resolve_data_dir(None) / t.name / f"{split}.jsonl", data_shas.get(split)
-        if not expected or not path.is_file() or _file_sha(str(path)) != expected:
+        path, expected = track_dir("glue") / t.name / f"{split}.jsonl", data_shas.get(split)
+        if not expected or not path.is_file() or file_sha16(path) != expected:
             return None
         labels = [r["label"] for r in T.subset(T.read_jsonl(t, path), sub.get("eval"), sub.get("seed", 0))]
         top = max(sorted(set(labels)), key=Counter(labels).__getitem__)  # ties: the lowest code
