@@ -22,7 +22,8 @@ SUBCOMMANDS = [
     "decoder_eval.speculative",
     "glue_painters.glue.cli",
     "glue_painters.report.cli",
-    "glue_painters.search_cli",
+    "glue_painters.search.cli",
+    "decoder_eval.verdict_cli",  # adds 'verdict' under 'search': after glue_painters.search.cli
 ]
 
 
