@@ -204,6 +204,19 @@ def test_latency_cost_fits_a_table(tmp_path):
     assert search.LatencyCost(path)(Plan.parse("0-7")) == 7.5
 
 
+def test_the_decoder_track_adds_verdict_under_search():
+    """``painters search verdict`` keeps its spelling though the decoder track provides it: the
+    shell adds the core's ``search`` table first, then the track's command into it."""
+    from decoder_eval.verdict_cli import cmd_verdict
+    from glue_painters.cli import build_parser
+    from glue_painters.search.commands import cmd_run
+
+    parser = build_parser()
+    args = parser.parse_args(["search", "verdict", "--budget", "20,24", "--tasks", "arc_easy"])
+    assert args.func is cmd_verdict and args.budget == [20.0, 24.0] and args.model == "smollm2"
+    assert parser.parse_args(["search", "run", "--budget", "20"]).func is cmd_run
+
+
 def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["search", "run", "--budget", "20", "--cost", "latency"]) == 2
