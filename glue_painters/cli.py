@@ -23,7 +23,8 @@ SUBCOMMANDS = [
     "glue_eval.cli",
     "glue_painters.report.cli",
     "glue_painters.results_export",
-    "glue_painters.search_cli",
+    "glue_painters.search.cli",
+    "decoder_eval.verdict_cli",  # adds 'verdict' under 'search': after glue_painters.search.cli
 ]
 
 

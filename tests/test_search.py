@@ -204,6 +204,19 @@ def test_latency_cost_fits_a_table(tmp_path):
     assert search.LatencyCost(path)(Plan.parse("0-7")) == 7.5
 
 
+def test_the_decoder_track_adds_verdict_under_search():
+    """``painters search verdict`` keeps its spelling though the decoder track provides it: the
+    shell adds the core's ``search`` table first, then the track's command into it."""
+    from decoder_eval.verdict_cli import cmd_verdict
+    from glue_painters.cli import build_parser
+    from glue_painters.search.commands import cmd_run
+
+    parser = build_parser()
+    args = parser.parse_args(["search", "verdict", "--budget", "20,24", "--tasks", "arc_easy"])
+    assert args.func is cmd_verdict and args.budget == [20.0, 24.0] and args.model == "smollm2"
+    assert parser.parse_args(["search", "run", "--budget", "20"]).func is cmd_run
+
+
 def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["search", "run", "--budget", "20", "--cost", "latency"]) == 2
@@ -249,6 +262,7 @@ def test_verdict_writes_one_record_per_plan_and_task_and_resumes(tmp_path):
     once, a re-run evaluating nothing, normalized scores, and a task at chance flagged."""
     from types import SimpleNamespace
 
+    from decoder_eval.verdict import verdict
     from glue_painters.results import ResultsStore
 
     calls = []
@@ -269,8 +283,8 @@ def test_verdict_writes_one_record_per_plan_and_task_and_resumes(tmp_path):
             {"budget": 6.0, "name": "skip_centred", "plan": "0,1,4-7"}, {"budget": 6.0, "name": "prune_bi", "plan": "0-5"},
             {"budget": 7.0, "name": "skip:n=3", "plan": "0-3,5-7"}]
     store = ResultsStore(tmp_path)
-    run = lambda: search.verdict(None, None, rows, tasks, store, model_key="m", model_name="tiny",  # noqa: E731
-                                 losses={"0-7": 1.0}, evaluate=fake_evaluate)
+    run = lambda: verdict(None, None, rows, tasks, store, model_key="m", model_name="tiny",  # noqa: E731
+                          losses={"0-7": 1.0}, evaluate=fake_evaluate)
     got = run()
     assert [c[0] for c in calls] == ["easy", "coin"] and all(len(c[1]) == 4 for c in calls)  # "0-5" once
     records = list(store.records("decoder"))
@@ -287,7 +301,7 @@ def test_verdict_writes_one_record_per_plan_and_task_and_resumes(tmp_path):
     again = run()
     assert len(calls) == 2 and again["rows"] == got["rows"]
 
-    from glue_painters.search_cli import verdict_markdown
+    from decoder_eval.verdict_report import verdict_markdown
 
     md = verdict_markdown(dict(got, model="tiny", tasks=["easy", "coin"], limit=100, command="painters search verdict x",
                                calibration={"source": "bundled", "n_tokens": 10}))
@@ -304,7 +318,7 @@ def test_drop_weights_steer_the_repair():
     weights = [0.0] * T
     weights[5] = 1.0
     for seed in range(5):
-        g = search._repair([1] * T, T - 1, search.executions, random.Random(seed), weights)
+        g = search.genome.repair([1] * T, T - 1, search.executions, random.Random(seed), weights)
         assert search.Genome.decode(g).text == "0-4,6,7"
     w = search.drop_weights_from([8.0, 0.1, 0.2, 0.3, -0.05, 0.25, 1.0, 2.0])
     assert w[4] == max(w) and w[0] == min(w) and 0 < w[0] < 1e-6
@@ -316,6 +330,7 @@ def test_verdict_with_the_decoder_engine_matches_evaluate_plans(tmp_path):
     stored scores are ``evaluate_plans``' scores, and the report's reader finds the records."""
     from decoder_eval.evaluate import evaluate_plans, load_tasks
     from decoder_eval.sweep import TRACK
+    from decoder_eval.verdict import verdict
     from test_decoder_fixtures import byte_tokenizer, make_data_dir, tiny_lm
 
     from glue_painters.results import ResultsStore
@@ -325,7 +340,7 @@ def test_verdict_with_the_decoder_engine_matches_evaluate_plans(tmp_path):
     rows = [{"budget": 8.0, "name": "full", "plan": "0-7"}, {"budget": 6.0, "name": "greedy", "plan": "0-2,4,5,7"},
             {"budget": 6.0, "name": "skip_centred", "plan": "0,1,4-7"}]
     store = ResultsStore(tmp_path / "results")
-    got = search.verdict(model, tok, rows, data, store, model_key="tiny", model_name="tiny", losses={}, batch_size=4)
+    got = verdict(model, tok, rows, data, store, model_key="tiny", model_name="tiny", losses={}, batch_size=4)
     want = evaluate_plans(model, tok, [r["plan"] for r in rows], data, batch_size=4)
     for row in got["rows"]:
         for task in data:
