@@ -17,7 +17,7 @@ Three ways to say how much a decoder needs each layer, all measured on the same 
 Hidden states come from forward hooks on the entries of the rewired layer list (our own modules,
 see ``rewire``), never from edits to the model.
 
-``CalibrationLoss`` is the objective the search (``search.py``) minimises: the mean next-token
+``CalibrationLoss`` is the objective the search (``glue_painters.search``) minimises: the mean next-token
 negative log-likelihood over the real tokens of the calibration set (perplexity = exp of it).
 Its ``many(plans)`` evaluates plans together and computes each shared prefix of layers once:
 the plans form a trie over their executed steps; a branch is run as a plan of its own, fed the

@@ -11,7 +11,7 @@ written here, W&B takes it from the environment at sync time). What is logged:
 * one run per (group, variant, N, k, i, seed) of the records (``--wandb-summary-only`` skips
   these), ``job_type="plan"``, group ``report/<group>``, config
   ``{variant, N, k, i, seed, task, mode, plan, model, track}`` — the same names the GLUE sweep
-  gives its own training runs (``glue.sweep.wandb_config``), so runs of both compare in one
+  gives its own training runs (``glue_eval.wandb_runs.wandb_config``), so runs of both compare in one
   view — and summary ``headline`` (normalized median / GLUE average of that seed), ``relative``
   (normalized median), ``score/<task>`` and, for decoder benchmarks above chance, ``norm/<task>``.
 
