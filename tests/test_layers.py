@@ -164,3 +164,10 @@ def test_a_cycle_through_a_function_level_import_is_found(tmp_path):
     graph = import_graph(sources)
     assert graph["pkg.d"] == {"pkg.a", "pkg.c"}
     assert cycles(graph) == [{"pkg.a", "pkg.b", "pkg.c"}]
+
+
+def test_no_source_file_over_500_lines():
+    """Small modules named for what they hold: a file past 500 lines holds two things."""
+    long = [f"{name} ({n} lines)" for package in FIRST_PARTY for name, path in modules(package).items()
+            if (n := len(path.read_text().splitlines())) > 500]
+    assert not long, "split these: " + ", ".join(long)
