@@ -11,6 +11,7 @@ the cosine between two boundaries; the matrix is the mean over every real token 
 from __future__ import annotations
 
 import inspect
+import re
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,9 @@ class Similarity:
 
 def read_documents(path: str | Path | None = None, max_docs: int | None = None) -> list[str]:
     """Paragraphs of a text file (blank-line separated) or the ``text``/``sentence`` field of a
-    JSON Lines file; the bundled WikiText-2 sample when no path is given."""
+    JSON Lines file; the bundled WikiText-2 sample when no path is given. A line of only spaces
+    counts as blank: WikiText-2's raw files separate paragraphs with " " lines, and splitting on
+    empty lines alone made the whole file one document (so ``max_docs`` did nothing)."""
     from .errors import UserError
 
     path = Path(path) if path else BUNDLED_TEXT
@@ -58,7 +61,7 @@ def read_documents(path: str | Path | None = None, max_docs: int | None = None) 
                 raise UserError(f"{where}: no 'text' or 'sentence' field")
             docs.append(text)
     else:
-        docs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+        docs = [p.strip() for p in re.split(r"\n[ \t\r]*\n", path.read_text(encoding="utf-8")) if p.strip()]
     if not docs:
         raise UserError(f"{path} holds no text")
     return docs[:max_docs] if max_docs else docs
