@@ -1,16 +1,30 @@
-"""LoRA healing on a tiny random decoder: it trains under the plan, saves an adapter with the
-model's own layer names, and writes before/after records keyed apart."""
+"""LoRA healing on a tiny random decoder: it trains under the plan, saves an adapter for the layers
+the plan runs (with its base model, plan and settings beside it), writes before/after records
+keyed apart and shown side by side, and the adapter scores again later and merges into an export."""
 
 import json
+import subprocess
 
 import pytest
 import torch
 
 from decoder_eval import heal
+from decoder_eval.sweep import model_fingerprint
 from glue_painters.cli import main
-from glue_painters.rewire import current_plan
+from glue_painters.errors import UserError
 from glue_painters.results import ResultsStore
+from glue_painters.rewire import current_plan
 from test_decoder_fixtures import byte_tokenizer, make_data_dir, tiny_lm
+
+CFG = heal.HealConfig(steps=6, lr=1e-2, rank=4, alpha=8, seq_len=32, batch_size=2)
+
+
+def wikitext_like(path, paragraphs: int):
+    """WikiText-2's raw layout: paragraphs and headings between lines holding one space."""
+    body = "".join(f" = Heading {i} = \n \n paragraph {i} : the quick brown fox jumps over the lazy dog . \n \n"
+                   for i in range(paragraphs // 2))
+    path.write_text(" \n" + body, encoding="utf-8")
+    return path
 
 
 @pytest.fixture()
@@ -24,9 +38,8 @@ def test_heal_trains_under_the_plan_and_records_both_scores(tmp_path, corpus):
     data = make_data_dir(tmp_path / "data")
     model, tok = tiny_lm("llama"), byte_tokenizer()
     untouched = {n: p.detach().clone() for n, p in model.named_parameters()}
-    cfg = heal.HealConfig(steps=6, lr=1e-2, rank=4, alpha=8, seq_len=32, batch_size=2)
     out = heal.heal("tiny", "skip:n=2", tasks=["arc_easy", "lambada_openai"], corpus=corpus, data_dir=data,
-                    results_dir=tmp_path / "results", out_dir=tmp_path / "run", cfg=cfg, model=model, tokenizer=tok)
+                    results_dir=tmp_path / "results", out_dir=tmp_path / "run", cfg=CFG, model=model, tokenizer=tok)
     assert out["plan"] == "0-2,6,7"
     # the adapter trained something and was saved under the plain model's names (no plan entries)
     adapter = tmp_path / "run" / "adapter"
@@ -35,7 +48,7 @@ def test_heal_trains_under_the_plan_and_records_both_scores(tmp_path, corpus):
     weights = load_file(adapter / "adapter_model.safetensors")
     assert weights and not any(".layer." in k for k in weights)
     trained = [k for k, v in weights.items() if "lora_B" in k and v.abs().sum() > 0]
-    assert trained and all(f"layers.{i}." not in k for k in trained for i in (3, 4, 5)), "skipped layers got no gradient"
+    assert trained
     # base weights untouched (LoRA only), and no plan left on
     base = dict(model.named_parameters())
     assert all(torch.equal(base[n], p) for n, p in untouched.items() if n in base)
@@ -46,6 +59,47 @@ def test_heal_trains_under_the_plan_and_records_both_scores(tmp_path, corpus):
     healed = [r for r in recs if r["healed"]]
     assert all(r["key"]["heal"]["steps"] == 6 for r in healed)
     assert set(out["before"]) == set(out["after"]) == {"arc_easy", "lambada_openai"}
+
+
+def test_the_adapter_holds_the_executed_layers_and_records_what_it_heals(tmp_path, corpus):
+    data = make_data_dir(tmp_path / "data")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / "run" / f".adapter.tmp-{dead.pid}").mkdir(parents=True)  # a killed save's leftover
+    out = heal.heal("tiny", "skip:n=2", tasks=["arc_easy"], corpus=corpus, data_dir=data, results_dir=tmp_path / "r",
+                    out_dir=tmp_path / "run", cfg=CFG, model=tiny_lm("llama"), tokenizer=byte_tokenizer())
+    adapter = tmp_path / "run" / "adapter"
+    from safetensors.torch import load_file
+    layers = {int(k.split(".layers.")[1].split(".")[0]) for k in load_file(adapter / "adapter_model.safetensors")}
+    assert layers == {0, 1, 2, 6, 7}, "skipped layers 3-5 get no adapter at all"
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["layers_to_transform"] == [0, 1, 2, 6, 7] and config["base_model_name_or_path"] == "tiny"
+    meta = json.loads((adapter / "painters_heal.json").read_text())
+    assert meta["base_model"] == {"name": "tiny", "source": None, "path": None,
+                                  "fingerprint": model_fingerprint(tiny_lm("llama"))}
+    assert meta["plan"] == {"spec": "skip:n=2", "text": "0-2,6,7", "hash": meta["plan"]["hash"], "num_layers": 8,
+                            "layers": [0, 1, 2, 6, 7]}
+    (healed,) = [r for r in ResultsStore(tmp_path / "r").records("decoder") if r["healed"]]
+    assert meta["heal"] == healed["key"]["heal"] == out["heal"] and meta["heal"]["steps"] == 6
+    assert not list(tmp_path.joinpath("run").glob(".adapter.*")), "no temporary folder left, a dead one's removed"
+
+
+def test_max_docs_counts_wikitext_paragraphs(tmp_path):
+    path = wikitext_like(tmp_path / "wiki.txt", 20)
+    docs = heal.corpus_documents(path, None)
+    assert len(docs) == 20 and docs[0] == "= Heading 0 =" and docs[1].startswith("paragraph 0 :")
+    assert len(heal.corpus_documents(path, 3)) == 3
+    with pytest.raises(UserError, match="--max-docs must be at least 1"):
+        heal.corpus_documents(path, 0)
+
+
+def test_heal_uses_max_docs_documents_of_a_wikitext_corpus(tmp_path):
+    data = make_data_dir(tmp_path / "data")
+    path = wikitext_like(tmp_path / "wiki.txt", 40)
+    out = heal.heal("tiny", "skip:n=2", tasks=["arc_easy"], corpus=path, data_dir=data, results_dir=tmp_path / "r",
+                    out_dir=tmp_path / "run", cfg=CFG, max_docs=6, model=tiny_lm("llama"), tokenizer=byte_tokenizer())
+    assert out["documents"] == 6 and out["heal"]["max_docs"] == 6
+    assert json.loads((tmp_path / "run/adapter/painters_heal.json").read_text())["documents"] == 6
 
 
 def test_plan_spec_names_variants_like_the_sweep():
@@ -61,6 +115,21 @@ def test_heal_bad_input_exits_2(tmp_path, capsys):
     assert "corpus file not found" in capsys.readouterr().err
     assert main(["heal", "--plan", "skip:n=2", "--tasks", "nope", "--data-dir", str(data)]) == 2
     assert not (tmp_path / "r").exists()
+    corpus = wikitext_like(tmp_path / "wiki.txt", 4)
+    (tmp_path / "afile").write_text("x")
+    common = ["--corpus", str(corpus), "--data-dir", str(data), "--tasks", "arc_easy"]
+    for argv, message in [
+            (["heal", *common], "--plan is required"),
+            (["heal", "--plan", "skip:n=2", "--max-docs", "0", *common], "--max-docs must be at least 1"),
+            (["heal", "--plan", "skip:n=2", "--out", str(tmp_path / "afile"), *common], "afile is a file"),
+            (["heal", "--plan", "skip:n=2", "--results", str(tmp_path / "afile" / "r"), *common], "afile is a file"),
+            (["heal", "eval", "--adapter", str(tmp_path / "none")], "adapter folder not found"),
+            (["heal", "eval", "--adapter", str(data)], "is not a healed adapter folder"),
+            (["export", "--adapter", str(data), "--out", str(tmp_path / "x")], "is not a healed adapter folder"),
+            (["export", "--out", str(tmp_path / "x")], "--model and --plan are required")]:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert not (tmp_path / "x").exists()
 
 
 def test_corpus_is_recorded_relative_to_the_data_dir(tmp_path):
