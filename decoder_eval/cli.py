@@ -20,6 +20,7 @@ from glue_painters.yamlfile import read_yaml
 
 from .data import DATA_ENV
 from .dry_run import dry_run, render as render_dry_run
+from .heal_pairs import heal_pairs, render_pairs
 from .summary import group_records, render, summarize
 from .sweep import CONFIG_KEYS, TRACK, load_config, parse_config, process_state, run_sweep
 from .tasks import TASKS
@@ -123,6 +124,10 @@ def _summary(args) -> int:
               + ", ".join(f"{t} {s['n']}" for t, s in summary.subset.items() if s) + "\n")
         print(render(summary, raw=args.raw))
         print()
+    pairs = heal_pairs(records)
+    if pairs:
+        print("## LoRA healing: unhealed and healed scores of the same plan (primary metric)\n")
+        print(render_pairs(pairs))
     return 0
 
 

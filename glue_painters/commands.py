@@ -55,8 +55,11 @@ def add_subparsers(sub) -> None:
     p = sub.add_parser("export", help="save a skip/reorder/repeat plan as an ordinary, shallower HF checkpoint",
                        description="Materialize a sequential plan (no parallel groups) into a normal model folder "
                                    "that reloads with from_pretrained and gives the rewired model's logits.")
-    p.add_argument("--model", required=True, help="model alias, hub id or local path")
-    p.add_argument("--plan", required=True, help=PLAN_HELP)
+    p.add_argument("--model", default=None, help="model alias, hub id or local path (required unless --adapter)")
+    p.add_argument("--plan", default=None, help=PLAN_HELP + " (required unless --adapter)")
+    p.add_argument("--adapter", default=None, metavar="DIR",
+                   help="a LoRA adapter folder from `painters heal`: merged into the weights first (the export is "
+                        "the healed model); --model and --plan default to the ones the adapter records")
     p.add_argument("--out", required=True, help="the folder to write (must not exist or be empty)")
     p.add_argument("--kind", default="causal-lm", choices=["causal-lm", "encoder"], help="which head to load (default causal-lm)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
@@ -147,15 +150,23 @@ def cmd_export(args) -> int:
     from .models import load_model
     from .rewire import export_plan
 
-    from .models import model_info
+    from . import adapters
+    from .models import model_info, resolve_model
     from .rewire import RewireError
 
     out = output_folder(args.out, "--out", empty=True)
-    plan = variants.resolve(args.plan, model_info(args.model)["num_layers"])  # checked before any weights load
+    adapter, model_name, spec = adapters.for_export(args.adapter, args.model, args.plan)
+    plan = variants.resolve(spec, model_info(model_name)["num_layers"])  # checked before any weights load
     if not plan.is_sequential:
         raise RewireError(f"plan '{plan.text}' has a parallel group: only skip/reorder/repeat plans can be exported")
-    model, tok = load_model(args.model, kind=args.kind)
+    if adapter:
+        adapters.check_plan(adapter, plan)
+        adapters.check_base(adapter, model_name, resolve_model(model_name).fingerprint)
+    model, tok = load_model(model_name, kind=args.kind)
+    if adapter:
+        model = adapters.merge_adapter(model, adapter)
     export_plan(model, plan, out, tokenizer=tok, dtype=args.dtype)
     print(f"wrote {out}: {plan.executions} layers running plan {plan.text}, with its tokenizer"
+          + (f", LoRA adapter {args.adapter} merged" if adapter else "")
           + (f", weights in {args.dtype}" if args.dtype else ""))
     return 0
