@@ -103,6 +103,7 @@ def probe_step(model_name: str, encoder, runs: list[Run], td: TaskData, hp: Prob
         for run in group:
             res = out[run.spec.seed]
             wb_run = wb.start(run.spec, plan, parts, model_name)
+            wb.log_losses(wb_run, res["train_losses"])
             rec = make_record(run.spec, plan, model_name, td.sizes, res, {"time_s": res["time_s"], "pooling": pooling})
             put(run, rec)
             wb.finish(wb_run, rec)

@@ -165,7 +165,7 @@ def test_eval_curves_while_fine_tuning_without_changing_the_scores(tmp_path, tin
     assert [r["train/epoch"] for r in during] == [1, 2] and all("eval/score" in r for r in during)
 
 
-def test_eval_curves_in_a_sweep(tmp_path, tiny_dir):
+def test_eval_curves_in_a_sweep_and_the_probes_head_loss(tmp_path, tiny_dir):
     data = toy_rte(tmp_path / "data")
     common = dict(model=str(tiny_dir), variants=["skip"], n=[1], seeds=[0])
     plain = write_config(tmp_path / "plain.yaml", **common, modes=["finetune"],
@@ -184,5 +184,25 @@ def test_eval_curves_in_a_sweep(tmp_path, tiny_dir):
         (path,) = glob.glob(f"{tmp_path / 'b'}/**/offline-run-*-{rec['key_hash']}/run-*.wandb", recursive=True)
         return wandb_history(path)
 
-    tuned = history(b["finetune"])
+    tuned, probe = history(b["finetune"]), history(b["probe"])
     assert [r["train/epoch"] for r in tuned if "eval/accuracy" in r and "train/epoch" in r] == [1, 2]
+    losses = [r for r in probe if "train/loss" in r]
+    assert [r["train/epoch"] for r in losses] == [1, 2]  # write_config's probe: epochs 2
+    assert all(r["train/loss"] > 0 for r in losses)
+
+
+def test_probe_head_losses_per_epoch_are_each_seeds_own():
+    """The batched heads report each seed's loss as training it alone measures it."""
+    from glue_eval.hparams import ProbeHParams
+    from glue_eval.probe import train_head, train_heads
+    from glue_eval.tasks import get_task
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(50, 8, generator=g), torch.randint(2, (50,), generator=g)
+    hp, task = ProbeHParams(batch_size=16, epochs=3), get_task("rte")
+    together = []
+    train_heads(lambda idx: x[idx], y, 8, task, hp, [0, 3], together)
+    for i, seed in enumerate((0, 3)):
+        alone = []
+        train_head(lambda idx: x[idx], y, 8, task, hp, seed, alone)
+        assert [epoch[i] for epoch in together] == pytest.approx(alone, rel=1e-5)
+    assert len(together) == 3 and together[-1][0] < together[0][0]
