@@ -25,6 +25,8 @@ What the steps use:
 * ``modeling``     - loading encoders, their weights' fingerprint, the probe's pooling
 * ``finetune``     - ``transformers.Trainer`` fine-tuning under a plan
 * ``finetune_cli`` - one fine-tuning run from the command line (``accelerate launch -m glue_eval.finetune_cli``)
+* ``trainer_args`` - every ``TrainingArguments`` field on that command line and in configs; which are keyed
+* ``saved_model``  - the fine-tuned model and tokenizer left in a one-run ``--output-dir``, and reloading it
 * ``probe``        - frozen body, cached features, linear heads
 * ``wandb_runs``   - one W&B run per record
 """

@@ -104,13 +104,12 @@ def _results(args):
 
 
 def _header(argv_cmd: str, cfg=None, wall_s: float | None = None) -> str:
-    from dataclasses import asdict
     lines = ["# GLUE sweep summary", "", f"Command: `{argv_cmd}`", ""]
     if cfg is not None:
         lines.append(f"- model `{cfg.model}`; tasks {', '.join(cfg.tasks)}; variants {', '.join(cfg.variants)}"
                      f"{'; plans ' + ', '.join(map(str, cfg.plans)) if cfg.plans else ''}; N {cfg.n or 'all'}; k {cfg.k}")
         for mode in cfg.modes:
-            hp = asdict(cfg.finetune_hp if mode == "finetune" else cfg.probe_hp)
+            hp = (cfg.finetune_hp if mode == "finetune" else cfg.probe_hp).settings()
             lines.append(f"- {mode}: seeds {cfg.setting(mode, 'seeds')}; train subset "
                          f"{cfg.setting(mode, 'limit_train') or 'all'} rows, eval subset "
                          f"{_limit_text(cfg, mode)} rows per split (fixed random subset, "

@@ -17,16 +17,18 @@ order is the same on resume.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 from glue_painters.errors import UserError
 from glue_painters.plans import Plan
 from glue_painters.rewire import apply_plan, current_plan, remove_plan
 from .hparams import FinetuneHParams, add_hparam_options  # noqa: F401 - re-exported: the old import path
 from .metrics import predictions_from_logits, score_split, task_score
-from .tasks import Task, get_task
+from .tasks import Task, get_task, split_suffix
 
 PLAN_FILE = "painters_plan.json"
 
@@ -83,6 +85,14 @@ def _make_plan_trainer():
                 if plan is not None:
                     apply_plan(target, plan)
 
+        def evaluate(self, *args, **kwargs):
+            """Evaluation leaves the random state as it found it. A DataLoader draws its base seed
+            from torch's global generator each time it is iterated, so an evaluation during
+            training (eval curves) would otherwise shift every later dropout mask: a different
+            run, with different scores. With the state restored, the curves cost time only."""
+            with _same_random_state():
+                return super().evaluate(*args, **kwargs)
+
         def _load_best_model(self):
             model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
             plan = self._plan_off(model)
@@ -95,10 +105,34 @@ def _make_plan_trainer():
     return _PlanTrainer
 
 
+@contextlib.contextmanager
+def _same_random_state():
+    """Python's, NumPy's and torch's (CPU and every CUDA device's) random state restored on exit."""
+    import random
+
+    import numpy as np
+    import torch
+
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
+              torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if states[3] is not None:
+            torch.cuda.set_rng_state_all(states[3])
+
+
 def training_args(output_dir, hp: FinetuneHParams, seed: int, report_to="none", save_steps=None,
                   progress=True, logging_steps=None, run_name=None):
-    from transformers import TrainingArguments
-    return TrainingArguments(
+    """``TrainingArguments`` of a run: the paper's settings (``hp``), then any other field the user
+    gave (``hp.trainer``: gradient accumulation, scheduler, eval strategy, ...), then this call's
+    own arguments when given. Giving ``save_steps`` alone turns on saving every that many steps."""
+    from . import trainer_args
+
+    args = dict(
         output_dir=str(output_dir),
         per_device_train_batch_size=hp.batch_size,
         per_device_eval_batch_size=hp.eval_batch_size,
@@ -111,15 +145,42 @@ def training_args(output_dir, hp: FinetuneHParams, seed: int, report_to="none", 
         seed=seed,
         data_seed=seed,
         eval_strategy="no",
-        save_strategy="steps" if save_steps else "no",
-        save_steps=save_steps or 500,
-        logging_steps=logging_steps or 10,
+        save_strategy="no",
+        logging_steps=10,
         report_to=report_to,
-        run_name=run_name,
         disable_tqdm=not progress,
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
     )
+    args.update(hp.trainer)
+    given = {"save_steps": save_steps, "logging_steps": logging_steps, "run_name": run_name}
+    args.update({k: v for k, v in given.items() if v is not None})
+    if "save_steps" in hp.trainer or save_steps:
+        args["save_strategy"] = hp.trainer.get("save_strategy", "steps")
+    return trainer_args.build(**args)
+
+
+def curve_metrics(task: Task) -> Callable:
+    """``compute_metrics`` for Trainer's evaluations *during* training (eval curves, with an
+    ``eval_strategy``): the split's official metrics under their plain names (Trainer prefixes
+    ``eval_`` or ``eval_<split>_``), plus the task score when the task has one split. The final
+    scores do not come from here: they are computed after training, as always, from
+    ``trainer.predict``'s logits."""
+    def compute(pred) -> dict:
+        split = task.eval_splits[0]
+        suffix = split_suffix(task, split)
+        out = score_split(task, split, predictions_from_logits(task, pred.predictions), pred.label_ids)
+        out = {k[:len(k) - len(suffix)] if suffix else k: v for k, v in out.items()}
+        return out | ({"score": task_score(task, out)} if len(task.eval_splits) == 1 else {})
+    return compute
+
+
+def _curve_kwargs(args, task: Task, eval_sets: dict) -> dict:
+    """Trainer's evaluation sets and metrics when the run evaluates while it trains, else nothing."""
+    if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "no" and not getattr(args, "eval_on_start", False):
+        return {}
+    sets = next(iter(eval_sets.values())) if len(eval_sets) == 1 else dict(eval_sets)
+    return {"eval_dataset": sets, "compute_metrics": curve_metrics(task)}
 
 
 def finetune(model, plan: Plan | str, task: Task | str, train_ds, eval_sets: dict, hp: FinetuneHParams,
@@ -128,7 +189,9 @@ def finetune(model, plan: Plan | str, task: Task | str, train_ds, eval_sets: dic
     """Fine-tune ``model`` (a ``*ForSequenceClassification``, fresh head) under ``plan``.
 
     ``train_ds`` and the ``eval_sets`` (split name -> dataset) are tokenized datasets with a
-    ``labels`` column. Returns the metrics, the task score, the training loss and the log history.
+    ``labels`` column. With an ``eval_strategy`` in ``hp.trainer`` Trainer also evaluates them while
+    training (eval curves in its logs and W&B); the scores returned are computed after training
+    either way. Returns the metrics, the task score, the training loss and the log history.
     The plan stays on the model afterwards (so it can be evaluated or saved again).
     """
     from transformers import DataCollatorWithPadding, default_data_collator
@@ -139,7 +202,7 @@ def finetune(model, plan: Plan | str, task: Task | str, train_ds, eval_sets: dic
     args = training_args(output_dir, hp, seed, report_to, save_steps, progress, logging_steps, run_name)
     collator = DataCollatorWithPadding(tokenizer) if tokenizer is not None else default_data_collator
     trainer = PlanTrainer(model=model, args=args, train_dataset=train_ds, data_collator=collator,
-                          processing_class=tokenizer)
+                          processing_class=tokenizer, **_curve_kwargs(args, task, eval_sets))
     t0 = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=resume)
     train_s = time.perf_counter() - t0

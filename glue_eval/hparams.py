@@ -6,7 +6,7 @@ probing all need them, and none of those should have to import another just to g
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from glue_painters.errors import UserError
 
@@ -24,10 +24,46 @@ class FinetuneHParams:
     eval_batch_size: int = 128
     bf16: bool = False
     fp16: bool = False
+    # any other transformers.TrainingArguments field given (gradient_accumulation_steps,
+    # lr_scheduler_type, eval_strategy, ...), as ``glue_eval.trainer_args.read`` reads it
+    trainer: dict = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_dict(cls, d: dict | None, where: str = "finetune") -> "FinetuneHParams":
-        return hparams_from_dict(cls, d, where)
+        """Our settings by their names (or TrainingArguments' names for them:
+        ``num_train_epochs`` is ``epochs``); any other TrainingArguments field goes to ``trainer``."""
+        from . import trainer_args
+
+        if d is not None and not isinstance(d, dict):
+            raise UserError(f"{where}: expected a mapping of settings, got {type(d).__name__}")
+        own = {f.name for f in fields(cls)} - {"trainer"}
+        mine, rest = {}, {}
+        for k, v in (d or {}).items():
+            name = trainer_args.OWN.get(k, k)
+            if name in mine:
+                raise UserError(f"{where}: {name} is given twice (as {k} too)")
+            (mine if name in own else rest)[name] = v
+        unknown = sorted(k for k in rest if k == "trainer" or k not in trainer_args.field_names())
+        if unknown:
+            raise UserError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(own))} "
+                            "and the fields of transformers' TrainingArguments")
+        hp = hparams_from_dict(cls, mine, where)
+        return cls(**{**hp.settings(), "trainer": trainer_args.read(rest, where)}) if rest else hp
+
+    def settings(self) -> dict:
+        """Every setting as given (the TrainingArguments ones under ``trainer``, when there are any)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trainer"}
+        return out | ({"trainer": dict(self.trainer)} if self.trainer else {})
+
+    def key_dict(self) -> dict:
+        """What goes into a record's key: our settings as records always had them, plus the
+        TrainingArguments fields that change a result and are not at their default (see
+        ``glue_eval.trainer_args``), so runs without such fields keep their old keys."""
+        from . import trainer_args
+
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trainer"}
+        keyed = trainer_args.keyed(self.trainer) if self.trainer else {}
+        return out | ({"trainer": keyed} if keyed else {})
 
 
 @dataclass(frozen=True)
@@ -45,6 +81,12 @@ class ProbeHParams:
     @classmethod
     def from_dict(cls, d: dict | None, where: str = "probe") -> "ProbeHParams":
         return hparams_from_dict(cls, d, where)
+
+    def settings(self) -> dict:
+        return asdict(self)
+
+    def key_dict(self) -> dict:
+        return asdict(self)
 
 
 def _coerce(value, typ, name, where):
@@ -77,7 +119,7 @@ def hparams_from_dict(cls, d, where):
         raise UserError(f"{where}: expected a mapping of settings, got {type(d).__name__}")
     d = dict(d or {})
     defaults = cls()
-    known = [f.name for f in fields(cls)]
+    known = [f.name for f in fields(cls) if f.name != "trainer"]
     unknown = sorted(set(d) - set(known))
     if unknown:
         raise UserError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
@@ -97,6 +139,8 @@ def add_hparam_options(parser, cls, prefix=""):
     defaults = cls()
     for f in fields(cls):
         typ = type(getattr(defaults, f.name))
+        if typ not in (bool, int, float, str):
+            continue  # FinetuneHParams.trainer: TrainingArguments' own options (glue_eval.trainer_args)
         conv = (lambda s: {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[s.lower()]) \
             if typ is bool else typ
         parser.add_argument(f"--{prefix}{f.name.replace('_', '-')}", dest=f.name, type=conv, default=None,

@@ -52,7 +52,7 @@ class Sweep:
     def parts(self, mode: str, task: str) -> KeyParts:
         """The key fields shared by a mode's runs on a task (the probe's include the resolved pooling)."""
         if (mode, task) not in self._parts:
-            hp = asdict(self.cfg.finetune_hp) if mode == "finetune" else {**asdict(self.cfg.probe_hp),
+            hp = self.cfg.finetune_hp.key_dict() if mode == "finetune" else {**asdict(self.cfg.probe_hp),
                                                                          "pooling": self.pooling}
             self._parts[(mode, task)] = KeyParts(self.fingerprint, hp, self.subset(mode, task),
                                                  task_sources(T.get_task(task), self.data_dir))

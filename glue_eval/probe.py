@@ -209,8 +209,9 @@ def body_features(model, ds, plan: Plan | str, pooling: str) -> Callable[[torch.
 
 # ---- the head -----------------------------------------------------------------------------------
 def train_head(features_of: Callable[[torch.Tensor], torch.Tensor], labels: torch.Tensor, dim: int,
-               task: Task, hp: ProbeHParams, seed: int) -> nn.Linear:
-    """Train a linear head; ``features_of(indices)`` gives the features of those training rows."""
+               task: Task, hp: ProbeHParams, seed: int, losses: list | None = None) -> nn.Linear:
+    """Train a linear head; ``features_of(indices)`` gives the features of those training rows.
+    ``losses``, when given, gets each epoch's mean training loss (over rows)."""
     g = torch.Generator().manual_seed(int(seed))
     head = nn.Linear(dim, task.num_labels)
     with torch.no_grad():
@@ -223,6 +224,7 @@ def train_head(features_of: Callable[[torch.Tensor], torch.Tensor], labels: torc
     loss_fn = nn.MSELoss() if task.is_regression else nn.CrossEntropyLoss()
     for _ in range(hp.epochs):
         perm = torch.randperm(n, generator=g)
+        total = 0.0
         for start in range(0, n, hp.batch_size):
             idx = perm[start:start + hp.batch_size]
             logits = head(features_of(idx))
@@ -232,18 +234,23 @@ def train_head(features_of: Callable[[torch.Tensor], torch.Tensor], labels: torc
             loss.backward()
             opt.step()
             sched.step()
+            total += float(loss.detach()) * len(idx)
+        if losses is not None:
+            losses.append(total / max(1, n))
     return head
 
 
 def train_heads(features_of: Callable[[torch.Tensor], torch.Tensor], labels: torch.Tensor, dim: int,
-                task: Task, hp: ProbeHParams, seeds) -> list[nn.Linear]:
+                task: Task, hp: ProbeHParams, seeds, losses: list | None = None) -> list[nn.Linear]:
     """``train_head`` for several seeds at once: the heads stacked into one (seeds, labels, dim)
     weight, every step one batched matmul over all seeds' batches. Each seed keeps its own
     generator (init, then one permutation per epoch, drawn in the same order as ``train_head``),
     and the loss is the sum of the seeds' mean losses, so each head gets exactly its own gradient
     and AdamW (elementwise) updates it as it would alone: the result equals ``train_head`` per
     seed up to float rounding of the batched matmul (tested). ``features_of(idx)`` takes a
-    (seeds, batch) index tensor and returns (seeds, batch, dim)."""
+    (seeds, batch) index tensor and returns (seeds, batch, dim). ``losses``, when given, gets
+    each epoch's mean training loss of every seed (a list per epoch, in ``seeds`` order), the
+    curve a W&B run of the probe shows."""
     seeds = [int(s) for s in seeds]
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     k, c = len(seeds), task.num_labels
@@ -259,19 +266,24 @@ def train_heads(features_of: Callable[[torch.Tensor], torch.Tensor], labels: tor
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / steps))
     for _ in range(hp.epochs):
         perms = torch.stack([torch.randperm(n, generator=g) for g in gens])
+        total = torch.zeros(k)
         for start in range(0, n, hp.batch_size):
             idx = perms[:, start:start + hp.batch_size]  # (seeds, batch)
             logits = torch.baddbmm(bias.unsqueeze(1), features_of(idx), weight.transpose(1, 2))
             y = labels[idx]
             if task.is_regression:
-                loss = (logits.squeeze(-1) - y.float()).pow(2).mean(dim=1).sum()
+                per_seed = (logits.squeeze(-1) - y.float()).pow(2).mean(dim=1)
             else:
-                loss = nn.functional.cross_entropy(logits.reshape(-1, c), y.reshape(-1).long(),
-                                                   reduction="none").view(k, -1).mean(dim=1).sum()
+                per_seed = nn.functional.cross_entropy(logits.reshape(-1, c), y.reshape(-1).long(),
+                                                       reduction="none").view(k, -1).mean(dim=1)
+            loss = per_seed.sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            total += per_seed.detach() * idx.shape[1]
+        if losses is not None:
+            losses.append((total / max(1, n)).tolist())
     heads = []
     for i in range(k):
         head = nn.Linear(dim, c)
@@ -299,7 +311,8 @@ def labels_of(ds) -> torch.Tensor:
 def probe(model, plan: Plan | str, task: Task | str, train_ds, eval_sets: dict, hp: ProbeHParams,
           seeds, pooling: str, cache: dict | None = None, cache_key=None, naive: bool = False,
           progress: bool = False) -> dict[int, dict]:
-    """Probe ``plan`` on one task for each seed; returns ``{seed: {metrics, score, time_s}}``.
+    """Probe ``plan`` on one task for each seed; returns ``{seed: {metrics, score, time_s, head,
+    train_losses}}`` (``train_losses``: the head's mean training loss per epoch).
 
     ``model`` is the bare encoder (``kind="encoder"``), frozen here. With ``naive=False`` the
     features are computed once (and kept in ``cache[cache_key + (split,)]`` when a cache is given,
@@ -330,23 +343,24 @@ def probe(model, plan: Plan | str, task: Task | str, train_ds, eval_sets: dict, 
             t_feat = time.perf_counter() - t
         x_train = store[base + ("train",)]
         x_eval = {s: store[base + (s,)] for s in eval_sets}
-        t = time.perf_counter()
-        heads = train_heads(lambda idx: x_train[idx], y_train, x_train.shape[1], task, hp, seeds)
+        t, losses = time.perf_counter(), []
+        heads = train_heads(lambda idx: x_train[idx], y_train, x_train.shape[1], task, hp, seeds, losses)
         share = (t_feat + time.perf_counter() - t) / max(1, len(seeds))
-        for seed, head in zip(seeds, heads):
+        for i, (seed, head) in enumerate(zip(seeds, heads)):
             t = time.perf_counter()
             metrics = score_head(head, task, x_eval, y_eval)
             results[seed] = {"metrics": metrics, "score": task_score(task, metrics),
-                             "time_s": round(time.perf_counter() - t + share, 4), "head": head}
+                             "time_s": round(time.perf_counter() - t + share, 4), "head": head,
+                             "train_losses": [epoch[i] for epoch in losses]}
         return results
     for seed in seeds:
-        t = time.perf_counter()
+        t, losses = time.perf_counter(), []
         src = body_features(model, train_ds, plan, pooling)
-        head = train_head(src, y_train, _dim(model), task, hp, seed)
+        head = train_head(src, y_train, _dim(model), task, hp, seed, losses)
         x_eval = {s: body_features(model, d, plan, pooling)(torch.arange(len(d))) for s, d in eval_sets.items()}
         metrics = score_head(head, task, x_eval, y_eval)
         results[seed] = {"metrics": metrics, "score": task_score(task, metrics),
-                         "time_s": round(time.perf_counter() - t, 4), "head": head}
+                         "time_s": round(time.perf_counter() - t, 4), "head": head, "train_losses": losses}
     return results
 
 

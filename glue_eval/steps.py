@@ -8,12 +8,13 @@ one layer) are computed once; each of their labels gets its own record (``put``)
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from glue_painters.errors import UserError
 from glue_painters.results import ResultsStore, atomic_write_json
 
 from .data import TaskData, prepare_task
@@ -22,6 +23,7 @@ from .hparams import FinetuneHParams, ProbeHParams
 from .probe import fill_feature_cache, probe
 from .records import TRACK, KeyParts, make_record, relabel
 from .runs import Run, RunSpec
+from .saved_model import save_finetuned
 from .wandb_runs import WandbRuns
 
 Put = Callable[[Run, dict], None]
@@ -101,6 +103,7 @@ def probe_step(model_name: str, encoder, runs: list[Run], td: TaskData, hp: Prob
         for run in group:
             res = out[run.spec.seed]
             wb_run = wb.start(run.spec, plan, parts, model_name)
+            wb.log_losses(wb_run, res["train_losses"])
             rec = make_record(run.spec, plan, model_name, td.sizes, res, {"time_s": res["time_s"], "pooling": pooling})
             put(run, rec)
             wb.finish(wb_run, rec)
@@ -108,34 +111,57 @@ def probe_step(model_name: str, encoder, runs: list[Run], td: TaskData, hp: Prob
 
 def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_train=None, limit_eval=None,
                      output_dir=None, save_steps=None, resume=False, results=None, wandb_on=True,
-                     subset_seed=0, wandb_settings=None) -> dict | None:
-    """One fine-tuning run (``python -m glue_eval.finetune_cli``): ``finetune_run`` on one model,
-    its record in ``output_dir/metrics.json`` and, with ``results``, in that store."""
+                     subset_seed=0, wandb_settings=None, save_model: bool = True) -> dict | None:
+    """One fine-tuning run (``python -m glue_eval.finetune_cli``): ``finetune_run`` on one model;
+    the fine-tuned model and tokenizer (``saved_model.save_finetuned``) and its record
+    (``metrics.json``) in ``output_dir``; the record also in the results store ``results``, else
+    ``$PAINTERS_RESULTS`` when set. ``resume``: True (the last checkpoint in ``output_dir``) or a
+    checkpoint folder. The folders are checked before the model loads."""
     from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
+    from glue_painters.cli_options import output_folder
     from glue_painters.rewire import num_layers
 
     from .modeling import load, weights_fingerprint
     from .processes import is_main_process
     from .tasks import get_task
 
+    results = results if results is not None else (os.environ.get("PAINTERS_RESULTS") or None)
+    output_folder(output_dir, "--output-dir")
+    if results:
+        output_folder(results, "--results")
     task = get_task(spec.task)
     set_seed(spec.seed)
     model, tok = load(spec.model, "sequence-classification", num_labels=task.num_labels)
     plan = spec.plan(num_layers(model))
     td = prepare_task(task.name, tok, hp.max_length, data_dir, limit_train, limit_eval, subset_seed)
-    parts = KeyParts(weights_fingerprint(model.base_model), asdict(hp),
+    parts = KeyParts(weights_fingerprint(model.base_model), hp.key_dict(),
                      {"train": limit_train, "eval": limit_eval, "seed": subset_seed}, td.sources)
-    ckpt = get_last_checkpoint(output_dir) if resume and Path(output_dir).is_dir() else None
-    if resume and ckpt is None:
-        print(f"no checkpoint in {output_dir}: starting from scratch", file=sys.stderr)
-    wb = WandbRuns(wandb_on, wandb_settings, Path(results or output_dir))
+    ckpt = _checkpoint(output_dir, resume)
+    wb = WandbRuns(wandb_on and is_main_process(), wandb_settings, Path(results or output_dir))
     rec = finetune_run(spec.model, spec, plan, td, hp, parts, wb, model=model, tokenizer=tok, output_dir=output_dir,
                        save_steps=save_steps, resume=ckpt, progress=True)
     if is_main_process():
+        if save_model:  # before metrics.json: a folder with metrics.json holds its model
+            print(save_finetuned(model, plan, output_dir, tok), file=sys.stderr)
         atomic_write_json(Path(output_dir) / "metrics.json", rec)
         if results:
             ResultsStore(results).put(TRACK, parts.key(spec, plan), rec)
+    if wb.where():
+        print(wb.where(), file=sys.stderr)
     return rec
 
+
+def _checkpoint(output_dir, resume) -> str | None:
+    """The checkpoint to resume from: ``resume`` itself when it names one, the last in
+    ``output_dir`` when it is True, else None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if isinstance(resume, (str, Path)):
+        if not Path(resume).is_dir():
+            raise UserError(f"--resume_from_checkpoint {resume}: no such checkpoint folder")
+        return str(resume)
+    ckpt = get_last_checkpoint(output_dir) if resume and Path(output_dir).is_dir() else None
+    if resume and ckpt is None:
+        print(f"no checkpoint in {output_dir}: starting from scratch", file=sys.stderr)
+    return ckpt

@@ -1,7 +1,10 @@
 """Weights & Biases for GLUE runs, through the core's ``glue_painters.tracking``: one W&B run per
 record (its id is the record's key hash), the config fields both tracks share plus the GLUE
 run's own (hyperparameters as ``hp/*``, subsets), group = the sweep row across seeds, job type =
-the mode. A fine-tuning run's W&B run is open while it trains, so it also gets Trainer's curves.
+the mode. A fine-tuning run's W&B run is open while it trains, so it also gets Trainer's curves
+(the training loss, and eval metrics per epoch or steps with an ``eval_strategy``); a probe's run
+gets its head's training loss per epoch (``log_losses``), logged once the heads are trained (all
+seeds train at once, on cached features, in well under a second).
 """
 
 from __future__ import annotations
@@ -34,6 +37,15 @@ class WandbRuns:
         return self.tracker.start(record_key(parts.key(spec, plan)), name=f"{spec.label}/{spec.task}/{spec.mode}/s{spec.seed}",
                                   group=run_group(model_name, spec.task, spec.mode, spec.variant_spec),
                                   job_type=spec.mode, config=config)
+
+    @staticmethod
+    def log_losses(run, losses: list[float]) -> None:
+        """A probe head's mean training loss per epoch, as ``train/loss`` against ``train/epoch``
+        (the names Trainer's curves have in a fine-tuning run)."""
+        if run is None:
+            return
+        for epoch, loss in enumerate(losses, 1):
+            run.log({"train/loss": loss, "train/epoch": epoch})
 
     @staticmethod
     def finish(run, record: dict | None, failed: bool = False):
