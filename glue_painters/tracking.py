@@ -88,7 +88,7 @@ class Tracker:
         import wandb
 
         self.directory.mkdir(parents=True, exist_ok=True)
-        remove_orphans(self.directory, run_id)
+        remove_orphans(self.directory, run_id, ORPHAN_MINUTES)
         run = wandb.init(**self._init_kwargs(run_id, name, group, job_type, config))
         self.started.append(run_id)
         return run
