@@ -5,6 +5,7 @@ head loss in W&B. Tiny saved BERT, CPU, seconds per run."""
 
 import glob
 import json
+import time
 import struct
 
 import pytest
@@ -125,7 +126,18 @@ def test_a_training_argument_changes_the_run_and_its_key(tmp_path, tiny_dir):
 
 
 # ---- W&B: eval curves and the probe's loss, read back from the offline .wandb log ---------------
-def wandb_history(path) -> list[dict]:
+def wandb_history(path, want=lambda rows: True, seconds: float = 15.0) -> list[dict]:
+    """``_read_history`` until ``want(rows)`` holds or ``seconds`` pass: W&B's service process may
+    still be appending to a run's file for a moment after ``run.finish()`` returns (seen under load)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        rows = _read_history(path)
+        if want(rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.25)
+
+
+def _read_history(path) -> list[dict]:
     """The history rows of an offline ``run-*.wandb`` file (W&B's LevelDB-style record log: 32 KiB
     blocks of chunks with a 7-byte header, each record a ``wandb_internal_pb2.Record``)."""
     from wandb.proto import wandb_internal_pb2 as pb
@@ -145,8 +157,8 @@ def wandb_history(path) -> list[dict]:
     return out
 
 
-def _runs(root):
-    return {p: wandb_history(p) for p in sorted(glob.glob(f"{root}/**/offline-run-*/run-*.wandb", recursive=True))}
+def _runs(root, want=lambda rows: True):
+    return {p: wandb_history(p, want) for p in sorted(glob.glob(f"{root}/**/offline-run-*/run-*.wandb", recursive=True))}
 
 
 def test_eval_curves_while_fine_tuning_without_changing_the_scores(tmp_path, tiny_dir, capsys):
@@ -158,7 +170,7 @@ def test_eval_curves_while_fine_tuning_without_changing_the_scores(tmp_path, tin
     assert "wandb sync" in capsys.readouterr().err
     plain, curves = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("plain", "curves"))
     assert curves["metrics"] == plain["metrics"] and curves["train_loss"] == plain["train_loss"]
-    (rows,) = _runs(tmp_path / "curves").values()
+    (rows,) = _runs(tmp_path / "curves", lambda rows: any("eval/accuracy" in r for r in rows)).values()
     during = [r for r in rows if "eval/accuracy" in r and "train/epoch" in r]
     assert [r["train/epoch"] for r in during] == [1, 2] and all("eval/score" in r for r in during)
 
@@ -178,11 +190,11 @@ def test_eval_curves_in_a_sweep_and_the_probes_head_loss(tmp_path, tiny_dir):
     assert b["finetune"]["key_hash"] == a["key_hash"] and b["finetune"]["metrics"] == a["metrics"]
     assert len(_runs(tmp_path / "b")) == 2  # one W&B run per record, named by its key hash
 
-    def history(rec):
+    def history(rec, key):
         (path,) = glob.glob(f"{tmp_path / 'b'}/**/offline-run-*-{rec['key_hash']}/run-*.wandb", recursive=True)
-        return wandb_history(path)
+        return wandb_history(path, lambda rows: sum(key in r for r in rows) >= 2)
 
-    tuned, probe = history(b["finetune"]), history(b["probe"])
+    tuned, probe = history(b["finetune"], "eval/accuracy"), history(b["probe"], "train/loss")
     assert [r["train/epoch"] for r in tuned if "eval/accuracy" in r and "train/epoch" in r] == [1, 2]
     losses = [r for r in probe if "train/loss" in r]
     assert [r["train/epoch"] for r in losses] == [1, 2]  # write_config's probe: epochs 2
