@@ -12,6 +12,8 @@ The rules (``build_dir``):
 - the last file written into it is a completion marker listing every file's size; an entry whose
   files no longer match (a disk that filled up, a copy cut short, an older version killed while
   writing) is noticed on the next use, removed and rebuilt, with a warning naming the folder;
+- its folder and files get the modes the umask gives (not mkdtemp's or safetensors' private 0700/
+  0600), so a cache shared between users is readable;
 - temporary folders that a killed builder left (up to a converted model's size) are removed on the
   first build call of a process: those of a dead process on this machine, or, for another machine's
   or an older version's, those untouched for a day. A live builder's folder is never touched.
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import UserError
-from .results import _alive as pid_alive
+from .results import _alive as pid_alive, _umask
 
 CACHE_ENV = "PAINTERS_CACHE"
 MARKER = ".painters-complete.json"
@@ -159,6 +161,15 @@ def _discard(target: Path, problem: str) -> None:
     _remove(aside)
 
 
+def _readable(folder: Path) -> None:
+    """Give every file the mode an ordinary ``open`` would (0666 less the umask): some writers
+    (safetensors) make 0600 files, which a cache shared between users could not read."""
+    mode = 0o666 & ~_umask()
+    for p in folder.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            os.chmod(p, mode)
+
+
 def build_dir(target: Path, build: Callable[[Path], None],
               check: Callable[[Path], str | None] | None = None) -> Path:
     """Return ``target``, building it first if it is absent or damaged (see the module docstring).
@@ -176,6 +187,7 @@ def build_dir(target: Path, build: Callable[[Path], None],
     tmp.mkdir()  # not mkdtemp: the entry gets the mode the umask gives, like any other folder
     try:
         build(tmp)
+        _readable(tmp)
         write_marker(tmp)
         try:
             os.rename(tmp, target)

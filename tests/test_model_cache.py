@@ -88,12 +88,17 @@ def test_a_damaged_entry_that_cannot_be_moved_names_the_folder_to_delete(cache, 
 
 
 def test_entries_get_the_mode_the_umask_gives(cache):
+    def private(tmp):
+        _writer([])(tmp)
+        os.chmod(tmp / "weights.bin", 0o600)  # as safetensors writes its files
+
     old = os.umask(0o022)
     try:
-        target = cachedir.build_dir(cache / "assembled" / "m", _writer([]))
+        target = cachedir.build_dir(cache / "assembled" / "m", private)
     finally:
         os.umask(old)
     assert target.stat().st_mode & 0o777 == 0o755  # mkdtemp made it 0700
+    assert (target / "weights.bin").stat().st_mode & 0o777 == 0o644
 
 
 # ---- leftovers of killed builds ------------------------------------------------------------------
