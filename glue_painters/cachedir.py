@@ -15,8 +15,9 @@ The rules (``build_dir``):
 - its folder and files get the modes the umask gives (not mkdtemp's or safetensors' private 0700/
   0600), so a cache shared between users is readable;
 - temporary folders that a killed builder left (up to a converted model's size) are removed on the
-  first build call of a process: those of a dead process on this machine, or, for another machine's
-  or an older version's, those untouched for a day. A live builder's folder is never touched.
+  first model resolve or build of a process: those of a dead process on this machine, or, for
+  another machine's or an older version's, those untouched for a day. A live builder's folder is
+  never touched.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ def clean_stale(root: Path | None = None, max_age_hours: float = STALE_HOURS) ->
 _CLEANED: set[Path] = set()
 
 
-def _clean_once() -> None:
+def clean_stale_once() -> None:
+    """``clean_stale`` on the first call of a process (per cache root): what every start runs."""
     root = cache_dir()
     if root not in _CLEANED:
         _CLEANED.add(root)
@@ -176,7 +178,7 @@ def build_dir(target: Path, build: Callable[[Path], None],
 
     ``check(folder)`` judges an entry that has no completion marker (built by an older version):
     a message saying what is wrong, or None."""
-    _clean_once()
+    clean_stale_once()
     if target.exists():
         problem = entry_problem(target, check)
         if problem is None:

@@ -141,6 +141,14 @@ def test_stale_build_folders_go_live_ones_stay(cache):
     assert alive.exists() and mine.exists() and other_host.exists() and old_version_fresh.exists()
 
 
+def test_the_first_model_resolve_of_a_run_cleans(cache, tmp_path):
+    leftover = _leftover(cache / "converted", f".smollm2-ab.build.{_dead_pid()}.{cachedir._HOST}.0a1b2c3d")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    models.resolve_model(str(tmp_path / "m"))
+    assert not leftover.exists()
+
+
 _KILLED_BUILDER = """
 import sys, time
 from pathlib import Path
