@@ -27,6 +27,7 @@ from glue_painters.datadir import DATA_ENV, data_root
 from glue_painters.errors import UserError
 from glue_painters.fingerprints import file_sha16
 from glue_painters.jsonl import jsonl_records
+from glue_painters.models.hub import hub_unavailable, offline_variable
 
 HUB = "hub"
 
@@ -80,11 +81,25 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
+def _check_hub(split: Split) -> None:
+    """Fail at once when no connection to the hub opens: the datasets client would retry for
+    25-49 s first. With an offline variable set (HF_DATASETS_OFFLINE=1 ...) datasets reads its own
+    cache, quickly, so that case is left to it."""
+    if offline_variable() is not None:
+        return
+    why = hub_unavailable()
+    if why is not None:
+        raise DataError(f"could not load {split.hub_path}/{split.hub_name}/{split.hub_split} from the hub: "
+                        f"it cannot be reached ({why}); set HF_DATASETS_OFFLINE=1 to use a copy in the "
+                        f"datasets cache, or pass --data-dir")
+
+
 def load_split(split: Split, data_dir: Path | str, limit: int | None = None) -> Docs:
     """Read one split and keep its first ``limit`` documents (all when ``limit`` is None)."""
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be a positive number of documents, got {limit}")
     if data_dir == HUB:
+        _check_hub(split)
         try:
             import datasets
 

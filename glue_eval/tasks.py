@@ -3,8 +3,9 @@
 Field names and label codes are those of the Hugging Face ``glue`` dataset (``nyu-mll/glue``), so a
 local JSON Lines copy and the hub copy are interchangeable. Data comes from
 ``<data_dir>/<task>/<split>.jsonl`` when that file exists, else from
-``datasets.load_dataset("nyu-mll/glue", task, split=split)`` when the hub is reachable; when neither
-works the error names the missing file.
+``datasets.load_dataset("nyu-mll/glue", task, split=split)`` when the hub is reachable (asked first,
+in a second or two, see ``glue_painters.models.hub``); when neither works the error names the
+missing file at once.
 
 ``data_dir`` is, in order: the argument, ``$PAINTERS_DATA`` (its ``glue/`` subfolder if it has one),
 or ``../shared/data/glue`` next to the repository.
@@ -23,6 +24,7 @@ from pathlib import Path
 from glue_painters.datadir import track_dir
 from glue_painters.errors import UserError
 from glue_painters.jsonl import jsonl_records
+from glue_painters.models.hub import hub_unavailable
 
 
 @dataclass(frozen=True)
@@ -124,11 +126,6 @@ def read_jsonl(task: Task, path: Path) -> list[dict]:
     return rows
 
 
-def _hub_offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes")
-               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
 def load_rows(task: Task | str, split: str, data_dir=None) -> tuple[list[dict], str]:
     """All rows of one split, checked, and where they came from (a file path or the hub id)."""
     task = get_task(task) if isinstance(task, str) else task
@@ -139,7 +136,9 @@ def load_rows(task: Task | str, split: str, data_dir=None) -> tuple[list[dict], 
     path = root / task.name / f"{split}.jsonl"
     if path.is_file():
         return read_jsonl(task, path), str(path)
-    why = "the hub is off (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE set)" if _hub_offline() else None
+    # Asked first: without a network the datasets client retries for 25-49 s before failing.
+    unavailable = hub_unavailable()
+    why = f"the hub cannot be reached ({unavailable})" if unavailable else None
     if why is None:
         try:
             import datasets

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from .cli_options import output_file, output_folder
+from .errors import UserError
 
 PLAN_HELP = (
     "a variant spec (full, skip:n=8, middle_repeat:n=8, reverse:n=8, random:n=8,seed=1, parallel:n=8, "
@@ -83,6 +84,8 @@ def cmd_plan(args) -> int:
     from . import variants
 
     if args.layers is not None:
+        if args.layers < 1:  # else a variant or plan text fails later with a message about plans
+            raise UserError(f"--layers is the model's number of layers, at least 1; got {args.layers}")
         T = args.layers
     else:
         from .models import model_info

@@ -32,6 +32,8 @@ def test_plan_variants_table(capsys):
     (["plan", "--layers", "8", "0-3,[4-9]"], "uses layer 8"),
     (["plan", "--layers", "8", "0-3,,4"], "empty step"),
     (["plan", "--layers", "8", "skp:n=1"], "unknown variant 'skp'"),
+    (["plan", "--layers", "0", "skip:n=1"], "--layers is the model's number of layers, at least 1; got 0"),
+    (["plan", "--layers", "-2", "--variants"], "--layers is the model's number of layers, at least 1; got -2"),
     (["similarity", "--model", "minilm", "--text", "/nonexistent/file.txt"], "text file not found"),
     (["export", "--model", "minilm", "--kind", "encoder", "--plan", "[0-5]", "--out", "{tmp}/x"], "parallel group"),
     (["export", "--model", "minilm", "--kind", "encoder", "--plan", "0-3", "--out", "{tmp}/afile/x"], "afile is a file, not a folder"),

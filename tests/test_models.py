@@ -2,6 +2,7 @@
 embedded SmolLM2 and MiniLM weights, including the GGUF -> safetensors conversion."""
 
 import importlib.util
+import socket
 import time
 
 import pytest
@@ -158,3 +159,83 @@ def test_minilm_loads_as_bert_encoder_and_classifier():
     clf, _ = models.load_model("minilm", kind="sequence-classification", num_labels=3)
     assert type(clf).__name__ == "BertForSequenceClassification" and clf.config.num_labels == 3
     torch.testing.assert_close(clf.bert.embeddings.word_embeddings.weight, model.embeddings.word_embeddings.weight)
+
+
+# ---- an unreachable hub fails at once --------------------------------------------------------------
+@pytest.fixture
+def hub_env(monkeypatch):
+    """No offline variable set, and the connection check asked afresh."""
+    for var in models.hub.OFFLINE_VARS:
+        monkeypatch.delenv(var, raising=False)
+    models.hub._probe.cache_clear()
+    yield monkeypatch
+    models.hub._probe.cache_clear()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unknown_name_fails_at_once_when_the_hub_is_unreachable(hub_env):
+    hub_env.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    t0 = time.perf_counter()
+    with pytest.raises(UserError, match=r"could not load model 'smollm': the hub cannot be reached \(no connection to "
+                                        r"127\.0\.0\.1:\d+: .*\) and the local Hugging Face cache does not hold it.*"
+                                        r"did you mean 'smollm2'"):
+        models.load_model("smollm")
+    with pytest.raises(UserError, match="the hub cannot be reached"):
+        models.model_info("some-org/some-model")
+    assert time.perf_counter() - t0 < 3
+
+
+def test_models_info_of_an_unknown_name_is_quick_without_offline_variables(hub_env, capsys):
+    """The issue's command, in this environment (no network here: 25-49 s of retries before)."""
+    from glue_painters.cli import main
+
+    t0 = time.perf_counter()
+    assert main(["models", "--info", "nonexistent-model"]) == 2
+    assert time.perf_counter() - t0 < 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not load model 'nonexistent-model'" in err[0]
+
+
+def test_a_reachable_hub_is_used_the_normal_way(hub_env):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        hub_env.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert models.hub.hub_unavailable() is None
+        assert models.loading.hub_options(models.resolve_model("some-org/some-model")) == {}
+    hub_env.setenv("HF_HUB_OFFLINE", "1")
+    assert models.hub.hub_unavailable() == "HF_HUB_OFFLINE is set"
+
+
+def test_a_cached_hub_model_loads_offline_from_the_cache(hub_env, tmp_path):
+    from huggingface_hub import constants
+
+    repo = tmp_path / "hub" / "models--some-org--some-model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").write_text("{}")
+    hub_env.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    hub_env.setenv("HF_HUB_OFFLINE", "1")
+    src = models.resolve_model("some-org/some-model")
+    assert models.loading.hub_options(src) == {"local_files_only": True}
+    with pytest.raises(UserError, match="does not hold it"):
+        models.loading.hub_options(models.resolve_model("some-org/other-model"))
+
+
+def test_a_proxy_is_what_the_check_connects_to(hub_env):
+    hub_env.delenv("HF_ENDPOINT", raising=False)
+    hub_env.delenv("NO_PROXY", raising=False)
+    hub_env.delenv("no_proxy", raising=False)
+    hub_env.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert models.hub._endpoint() == ("proxy.example", 3128)
+    hub_env.delenv("HTTPS_PROXY")
+    hub_env.delenv("https_proxy", raising=False)
+    hub_env.delenv("ALL_PROXY", raising=False)
+    hub_env.delenv("all_proxy", raising=False)
+    assert models.hub._endpoint() == ("huggingface.co", 443)

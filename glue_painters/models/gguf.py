@@ -8,13 +8,14 @@ bit-identical logits.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cachedir import build_dir, cache_dir
+from ..cachedir import build_dir, cache_dir, entry_problem
 from ..errors import UserError
 from ..results import atomic_write_json
 
@@ -102,10 +103,53 @@ def converted_dir(src: ModelSource) -> Path:
     return cache_dir() / "converted" / f"{stem}-{src.fingerprint.split(':')[-1][:16]}"
 
 
+def _safetensors_problem(path: Path) -> str | None:
+    """Whether a safetensors file is whole: its header says where the last tensor ends, and the
+    file must end there. Reads the header only (a few kB), so it costs nothing on a load."""
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > 100 << 20:  # no real header is that long: the file is not safetensors
+                raise ValueError(n)
+            header = json.loads(f.read(n))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    except (OSError, struct.error, ValueError, KeyError, TypeError, IndexError):
+        return f"{path.name} has no readable safetensors header"
+    size = path.stat().st_size
+    return None if size == 8 + n + end else f"{path.name} has {size} bytes, its header says {8 + n + end}"
+
+
+def _unmarked_problem(folder: Path) -> str | None:
+    """Judge a converted folder written before completion markers: ``painters_source.json`` was
+    always its last file, and every weights file must be as long as its header says."""
+    for needed in ("painters_source.json", "config.json"):
+        if not (folder / needed).is_file():
+            return f"{needed} is missing"
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (ValueError, KeyError, AttributeError):
+            return f"{index.name} is damaged"
+        missing = sorted(s for s in shards if not (folder / s).is_file())
+        if missing:
+            return f"{missing[0]} is missing"
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        return "it holds no .safetensors file"
+    return next((p for p in map(_safetensors_problem, weights) if p), None)
+
+
+def converted_ready(src: ModelSource) -> bool:
+    """The converted folder exists and is whole (for readers that must not build it)."""
+    folder = converted_dir(src)
+    return folder.exists() and entry_problem(folder, _unmarked_problem) is None
+
+
 def converted_folder(src: ModelSource) -> Path:
-    """The safetensors folder for a GGUF source, converting it on first use.
+    """The safetensors folder for a GGUF source, converting it on first use, or again if damaged.
 
     Keyed by the GGUF's content hash, so a changed file is converted again and the same file in
     two places is converted once.
     """
-    return build_dir(converted_dir(src), lambda tmp: _convert_gguf(src, tmp))
+    return build_dir(converted_dir(src), lambda tmp: _convert_gguf(src, tmp), check=_unmarked_problem)

@@ -10,18 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from .aliases import ALIASES
-from .gguf import converted_dir, gguf_metadata
-from .loading import load_pretrained
+from .gguf import converted_dir, converted_ready, gguf_metadata
+from .loading import hub_options, load_pretrained
 from .sources import ModelSource, resolve_model
 
 
 def _shape(src: ModelSource) -> tuple[str, int, int]:
     """(architecture, layers, hidden size) from the config, or from the GGUF header if unconverted."""
-    if src.gguf_file and not converted_dir(src).exists():
+    if src.gguf_file and not converted_ready(src):
         arch = gguf_metadata(src.gguf_path, ("general.architecture",))["general.architecture"]
         keys = (f"{arch}.block_count", f"{arch}.embedding_length")
         meta = gguf_metadata(src.gguf_path, keys)
         return arch, int(meta[keys[0]]), int(meta[keys[1]])
+    hub_options(src)  # an unreachable hub fails here, before transformers is imported
     from transformers import AutoConfig
 
     where = str(converted_dir(src)) if src.gguf_file else src.path
@@ -39,7 +40,7 @@ def model_info(name_or_path: str | Path) -> dict[str, Any]:
     src = resolve_model(name_or_path)
     arch, layers, hidden = _shape(src)
     alias = ALIASES.get(src.alias or "")
-    converted = converted_dir(src) if src.gguf_file else None
+    converted = converted_dir(src) if src.gguf_file and converted_ready(src) else None
     return {
         "name": src.name,
         "alias": src.alias,
@@ -50,7 +51,7 @@ def model_info(name_or_path: str | Path) -> dict[str, Any]:
         "hidden_size": hidden,
         "fingerprint": src.fingerprint,
         "add_bos": alias.add_bos if alias else None,
-        "converted": str(converted) if converted is not None and converted.exists() else None,
+        "converted": str(converted) if converted is not None else None,
     }
 
 
@@ -65,6 +66,7 @@ def model_kind(name_or_path: str | Path) -> str:
         return alias.kind
     if src.gguf_file:
         return "causal-lm"
+    hub_options(src)  # as in _shape
     from transformers import AutoConfig
 
     config = load_pretrained(AutoConfig, src.path, src, revision=src.revision)

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import UserError
 from .aliases import ALIASES, Alias, did_you_mean
 from .gguf import converted_folder
+from .hub import hub_unavailable, in_hf_cache
 from .sources import ModelSource, resolve_model
 
 log = logging.getLogger(__name__)
@@ -38,25 +39,52 @@ def _torch_dtype(dtype: Any):
     return value
 
 
+_AUTO_CLASSES = {"causal-lm": "AutoModelForCausalLM", "encoder": "AutoModel",
+                 "sequence-classification": "AutoModelForSequenceClassification"}
+
+
+def _check_kind(kind: str) -> str:
+    """The Auto class name for a kind; checked before anything is imported or resolved."""
+    if kind not in _AUTO_CLASSES:
+        raise UserError(f"unknown model kind '{kind}' (use {', '.join(KINDS)})")
+    return _AUTO_CLASSES[kind]
+
+
 def _auto_class(kind: str):
     import transformers
 
-    names = {"causal-lm": "AutoModelForCausalLM", "encoder": "AutoModel",
-             "sequence-classification": "AutoModelForSequenceClassification"}
-    if kind not in names:
-        raise UserError(f"unknown model kind '{kind}' (use {', '.join(KINDS)})")
-    return getattr(transformers, names[kind])
+    return getattr(transformers, _check_kind(kind))
+
+
+def _not_found_hint(src: ModelSource) -> str:
+    return (f" ('{src.name}' is not a local path or an alias ({', '.join(ALIASES)}); loading it "
+            f"needs the hub or its local cache){did_you_mean(src.name)}")
+
+
+def hub_options(src: ModelSource) -> dict[str, Any]:
+    """Extra ``from_pretrained`` options for a hub source when the hub cannot be reached.
+
+    Called before transformers is imported, so an unknown name on an offline machine fails in a
+    second or two instead of after the hub client's 25-49 s of retries: a hub id that the local
+    Hugging Face cache does not hold is a ``UserError`` at once; one it holds loads from there
+    (``local_files_only``). With a reachable hub (or a local source) nothing changes."""
+    if src.source != "hub":
+        return {}
+    why = hub_unavailable()
+    if why is None:
+        return {}
+    if not in_hf_cache(src.path, src.revision):
+        raise UserError(f"could not load model '{src.name}': the hub cannot be reached ({why}) and the "
+                        f"local Hugging Face cache does not hold it" + _not_found_hint(src))
+    return {"local_files_only": True}
 
 
 def load_pretrained(cls, where: str, src: ModelSource, **kwargs):
     """``cls.from_pretrained`` with its failures told as one user-facing line."""
     try:
-        return cls.from_pretrained(where, **kwargs)
+        return cls.from_pretrained(where, **{**hub_options(src), **kwargs})
     except (OSError, ValueError) as err:
-        hint = ""
-        if src.source == "hub":
-            hint = (f" ('{src.name}' is not a local path or an alias ({', '.join(ALIASES)}); loading it "
-                    f"needs the hub or its local cache){did_you_mean(src.name)}")
+        hint = _not_found_hint(src) if src.source == "hub" else ""
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"could not load model '{src.name}' with {cls.__name__}: {first_line}{hint}") from err
 
@@ -101,8 +129,10 @@ def load_model(name_or_path: str | Path, kind: str = "causal-lm", num_labels: in
     Safety: code from the checkpoint runs only with ``trust_remote_code=True``; transformers
     prefers safetensors and reads any pickle checkpoint with ``weights_only=True``.
     """
-    cls = _auto_class(kind)
+    _check_kind(kind)
     src = resolve_model(name_or_path, revision=revision)
+    hub_options(src)  # an unreachable hub fails here, before transformers is imported
+    cls = _auto_class(kind)
     alias = ALIASES.get(src.alias or "")
     if alias is not None and alias.kind == "encoder" and kind == "causal-lm":
         raise UserError(f"model '{alias.name}' is an encoder: load it as 'encoder' or 'sequence-classification'")

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cachedir import clean_stale_once
 from ..errors import UserError
 from ..fingerprints import file_sha256, folder_fingerprint
 from .aliases import ALIASES, Alias, did_you_mean
@@ -95,6 +96,7 @@ def resolve_model(name_or_path: str | Path, revision: str | None = None) -> Mode
     resolve of a split alias (mpnet, qwen2.5-1.5b, gemma3-270m) assembles it in the cache, and the
     first fingerprint of a local file hashes it; both are reused afterwards.
     """
+    clean_stale_once()  # what a killed conversion left goes on the first resolve of a run
     name = str(name_or_path)
     if name in ALIASES:
         return _alias_source(ALIASES[name])
