@@ -19,7 +19,6 @@ from glue_painters.results import DEFAULT_ROOT, ResultsStore, atomic_write_text
 from glue_painters.yamlfile import read_yaml
 
 from .data import DATA_ENV
-from .dry_run import dry_run, render as render_dry_run
 from .heal_pairs import heal_pairs, render_pairs
 from .summary import group_records, render, summarize
 from .sweep import CONFIG_KEYS, TRACK, load_config, parse_config, process_state, run_sweep
@@ -81,6 +80,8 @@ def _run(args) -> int:
         raw["limit"] = merged
     cfg = parse_config(raw, source)
     if args.dry_run:
+        from .dry_run import dry_run, render as render_dry_run  # here: the parser must not import torch
+
         print(render_dry_run(dry_run(cfg, results_dir=args.results, data_dir=args.data_dir, device=args.device,
                                      dtype=args.dtype)))
         return 0
