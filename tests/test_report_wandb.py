@@ -63,3 +63,30 @@ def test_offline_runs_hold_figures_and_tables(store, tmp_path, monkeypatch, caps
     assert {row[0] for row in group_table["data"]} == {"full", "skip"}
     images = [p for r in runs for p in r.glob("files/media/images/**/*.png")]
     assert len(images) == 1  # skip over N; Figs. 10, 11 need more variants, Fig. 3 a similarity report
+
+
+def test_comparison_report_spec_offline_and_its_panels(store, tmp_path, monkeypatch, capsys):
+    """Offline, the report's spec is written (W&B's reports API needs the server); the spec builds
+    the wandb-workspaces report with one section per table and a panel per figure and task."""
+    from glue_painters.report import wandb_report as W
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "out"
+    assert main(["report", "--results", str(store), "--out", str(out), "--similarity", str(tmp_path),
+                 "--wandb", "--wandb-dir", str(tmp_path / "wandb"), "--wandb-summary-only"]) == 0
+    text = capsys.readouterr().out
+    spec_path = out / W.SPEC_NAME
+    assert f"--wandb-publish {spec_path}" in text
+    spec = W.load_spec(spec_path)
+    (section,) = spec["sections"]
+    assert section["filters"] == "Config('track') == 'glue' and Config('model') == 'tinybert' and Config('mode') == 'probe'"
+    assert [p["title"] for p in section["panels"]][:3] == [
+        "normalized median vs N, by variant (Figs. 4-9, 11)", "sst2 vs N", "rte vs N"]
+    report = W.build_report(dict(spec, entity="someone"))
+    grid = [b for b in report.blocks if type(b).__name__ == "PanelGrid"][0]
+    kinds = [type(p).__name__ for p in grid.panels]
+    assert kinds == ["ScatterPlot", "ScatterPlot", "ScatterPlot", "ParallelCoordinatesPlot", "RunComparer"]
+    assert grid.runsets[0].groupby == ["variant"]
+    assert main(["report", "--wandb-publish", str(spec_path)]) == 2
+    assert "W&B is offline" in capsys.readouterr().err

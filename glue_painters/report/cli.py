@@ -22,6 +22,9 @@ def _report(args) -> int:
     from ..results import DEFAULT_ROOT
     from . import build_report
 
+    if args.wandb_publish:
+        return _publish(args.wandb_publish)
+
     results = args.results or DEFAULT_ROOT
     tasks = _names(args.tasks)
     if tasks:
@@ -49,6 +52,32 @@ def _report(args) -> int:
     if out.wandb_runs:
         print(f"W&B: {len(out.wandb_runs)} run(s) under {out.wandb_runs[0].parent} "
               f"(offline unless WANDB_MODE says otherwise; upload with: wandb sync {out.wandb_runs[0].parent}/offline-run-*)")
+    if args.wandb:
+        _comparison_report(out.groups, args)
+    return 0
+
+
+def _comparison_report(groups, args) -> None:
+    """The W&B comparison report of the per-plan runs: saved when online, else its spec written."""
+    from pathlib import Path
+
+    from . import wandb_report as W
+
+    spec = W.report_spec(groups, project=args.wandb_project)
+    path = W.write_spec(spec, Path(args.out))
+    if W.online() and spec["entity"]:
+        print(f"W&B comparison report: {W.publish(spec)}")
+    else:
+        print(f"W&B comparison report: offline, its spec is {path}; after `wandb sync`, create it with: "
+              f"WANDB_MODE=online WANDB_ENTITY=<you> painters report --wandb-publish {path}")
+
+
+def _publish(path) -> int:
+    from . import wandb_report as W
+
+    spec = W.load_spec(path)
+    spec["entity"] = spec.get("entity") or __import__("os").environ.get("WANDB_ENTITY")
+    print(f"W&B comparison report: {W.publish(spec)}")
     return 0
 
 
@@ -77,5 +106,8 @@ def add_subparsers(sub) -> None:
     p.add_argument("--wandb-dir", metavar="DIR", help="W&B run folder (default: RESULTS/wandb)")
     p.add_argument("--wandb-project", default="glue-painters", metavar="NAME", help="W&B project")
     p.add_argument("--wandb-summary-only", action="store_true", help="only the summary run, no per-plan runs")
+    p.add_argument("--wandb-publish", metavar="SPEC",
+                   help="create the W&B comparison report from a spec written by an offline --wandb run "
+                        "(needs WANDB_MODE=online and a login); nothing else is done")
     p.set_defaults(func=_report)
 
