@@ -86,7 +86,8 @@ def _run(args) -> int:
                                      dtype=args.dtype)))
         return 0
     outcome = run_sweep(cfg, results_dir=args.results, data_dir=args.data_dir, log_samples=args.log_samples,
-                        device=args.device, dtype=args.dtype, batch_size=args.batch_size, progress=not args.quiet)
+                        device=args.device, dtype=args.dtype, batch_size=args.batch_size, progress=not args.quiet,
+                        wandb=args.wandb)
     if not process_state().is_main_process:
         return 0  # under accelerate launch the main process alone prints the summary and the report
     summary = summarize(outcome.records, outcome.tasks)
@@ -94,6 +95,8 @@ def _run(args) -> int:
     print(f"\n{len(outcome.specs)} plans x {len(outcome.tasks)} tasks: {outcome.written} records written, "
           f"{outcome.skipped} found, {outcome.seconds:.0f} s\n")
     print(table)
+    if outcome.wandb:
+        print(outcome.wandb)
     if args.report:
         env = "".join(f"{v}={os.environ[v]} " for v in ("OMP_NUM_THREADS", "PAINTERS_DATA") if v in os.environ)
         command = env + ("painters " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name == "painters"
@@ -182,6 +185,9 @@ def add_subparsers(sub) -> None:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--dry-run", action="store_true",
                      help="list the plans, what is already in the store and an estimated time; run nothing")
+    run.add_argument("--wandb", action="store_true",
+                     help="also log each record this run writes as its own W&B run (offline unless WANDB_MODE "
+                          "is set; W&B's WANDB_* variables and the config's wandb: section are respected)")
     add_grid_options(run)
     run.set_defaults(func=_run)
 

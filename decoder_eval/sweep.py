@@ -37,6 +37,8 @@ from glue_painters.fingerprints import config_weights_fingerprint
 from glue_painters.plans import Plan
 from glue_painters.results import ResultsStore, atomic_write_text, process_state, record_key, share_work
 from glue_painters.rewire import num_layers
+from glue_painters.tracking import Tracker, run_config, run_group
+from glue_painters.variants import VariantSpec
 
 from .config import (CONFIG_KEYS, DEFAULT_TASKS, PAPER_VARIANTS, DecoderSweepConfig, PlanSpec,  # noqa: F401 - re-exported
                      SweepConfig, expand, load_config, parse_config)
@@ -123,6 +125,7 @@ class SweepOutcome:
     seconds: float
     specs: list[PlanSpec]
     tasks: list[str]
+    wandb: str | None = None  # where the W&B runs went and the `wandb sync` line, when logged
 
 
 def _pick_device(device: str | None, state=None) -> str:
@@ -148,7 +151,7 @@ def _pick_dtype(dtype: str | None, device: str) -> str:
 def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples: bool = False,
               device: str | None = None, dtype: str | None = None, batch_size: int | None = None,
               model=None, tokenizer=None, progress: bool = True,
-              on_record: Callable[[dict], None] | None = None) -> SweepOutcome:
+              on_record: Callable[[dict], None] | None = None, wandb: bool = False) -> SweepOutcome:
     """Run (or resume) a sweep; returns every record of it. ``model``/``tokenizer`` skip loading
     (tests); ``on_record`` is called after each record this process writes.
 
@@ -180,7 +183,8 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples:
     config_record = {"source": cfg.source, **cfg.raw, "device": device, "dtype": dtype,
                      "batch_size": batch_size or cfg.batch_size, "data_dir": str(data_dir) if data_dir else None}
     extra = {"device": device} | ({"process": state.process_index} if state.num_processes > 1 else {})
-    write = _writer(store, cfg, config_record, extra, found, on_record)
+    tracker = Tracker(wandb, Path(store.root), dict(cfg.wandb or {}))  # runs in <results>/wandb/offline-run-*
+    write = _writer(store, cfg, config_record, extra, found, _logged(tracker, cfg, on_record))
     _evaluate(evaluator, data, todo, write, cfg, log_samples, progress and state.is_main_process, device)
     state.wait_for_everyone()  # the other processes' records are all in the store now
     ordered = []
@@ -192,7 +196,7 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples:
     if missing:  # pragma: no cover - a process died without its launcher stopping the others
         raise UserError(f"{missing} records of the sweep are missing from {store.root}; run it again to resume")
     return SweepOutcome(ordered, pending_count, len(ordered) - pending_count, time.perf_counter() - start,
-                        specs, list(data))
+                        specs, list(data), tracker.finish())
 
 
 def _pending(store: ResultsStore, fingerprint: str, specs: list[PlanSpec], data: Mapping[str, TaskData],
@@ -209,6 +213,21 @@ def _pending(store: ResultsStore, fingerprint: str, specs: list[PlanSpec], data:
             else:
                 found[record_key(key)] = rec
     return todo, found
+
+
+def _logged(tracker: Tracker, cfg, on_record):
+    """``on_record`` that first logs the record as its own W&B run (id = its key hash)."""
+    def log(rec: dict) -> None:
+        spec = VariantSpec.of(rec["variant"], **rec["params"])
+        plan = Plan.from_json(rec["plan"])
+        tracker.log_record(rec["key_hash"], rec, name=f"{spec.text}/{rec['task']}", job_type="eval",
+                           group=run_group(cfg.model, rec["task"], "eval", spec),
+                           config=run_config(track="decoder", model=cfg.model, spec=spec, plan=plan, task=rec["task"],
+                                             mode="eval", dtype=rec["key"].get("dtype"), n_docs=rec.get("n")))
+        if on_record is not None:
+            on_record(rec)
+
+    return log if tracker.enabled else on_record
 
 
 def _writer(store, cfg, config_record, extra, found, on_record) -> Callable[[PlanSpec, dict, TaskResult], None]:

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from glue_painters.errors import UserError
 from glue_painters.sweep_config import (Key, SweepConfig, _limits, _limit_shape, read_names, read_positive,
-                                        read_seeds, track_section)
+                                        read_seeds)
 from glue_painters.yamlfile import read_yaml
 
 from . import tasks as T
@@ -38,7 +38,6 @@ N_VARIANTS = ("skip", "middle_repeat", "reverse", "random", "parallel", "looped_
 SWEEP_VARIANTS = ("full",) + N_VARIANTS
 DEFAULT_TASKS = ("cola", "sst2", "mrpc", "stsb", "rte", "wnli")
 MODE_SETTINGS = ("seeds", "limit_train", "limit")
-WANDB_SETTINGS = {"project", "entity", "group", "tags"}
 
 
 def _modes(v, where):
@@ -73,7 +72,6 @@ class GlueSweepConfig(SweepConfig):
     subset_seed: int = 0
     finetune: dict = field(default_factory=dict)
     probe: dict = field(default_factory=dict)
-    wandb: dict = field(default_factory=dict)
     # filled by ``check``
     finetune_hp: FinetuneHParams | None = None
     probe_hp: ProbeHParams | None = None
@@ -91,8 +89,6 @@ class GlueSweepConfig(SweepConfig):
                         "override the top level)", _section),
         "probe": Key("probe settings (learning_rate, batch_size, epochs, pooling, ...; seeds/limit_train/limit "
                      "override the top level)", _section),
-        "wandb": Key("W&B settings: project, entity, group, tags (W&B's environment variables otherwise)",
-                     lambda v, w: track_section(v, WANDB_SETTINGS, w)),
     }
     RENAMED: ClassVar[dict[str, str]] = {
         "limit_eval": "now spelled 'limit' (evaluation rows per task, as in every sweep config)",

@@ -36,6 +36,7 @@ from .errors import UserError
 from .plans import PlanError
 from .variants import VARIANTS, VariantSpec, n_range
 
+WANDB_SETTINGS = {"project", "entity", "group", "tags"}
 PAPER_VARIANTS = ("full", "skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel")
 
 
@@ -148,6 +149,7 @@ class SweepConfig:
     tasks: list[str] = field(default_factory=list)
     limit: dict[str, int | None] = field(default_factory=dict)
     description: str = ""
+    wandb: dict = field(default_factory=dict)
     source: str = "<config>"
     raw: dict = field(default_factory=dict, repr=False)
 
@@ -283,6 +285,8 @@ COMMON_KEYS: dict[str, Key] = {
     "tasks": Key("benchmarks / GLUE tasks (default: the track's)", read_names),
     "limit": Key("evaluation documents/rows per task: a number, or {default: N, <task>: N}; omit for all", _limit_shape),
     "description": Key("free text, kept in every record", lambda v, w: "" if v is None else str(v)),
+    "wandb": Key("W&B settings: project, entity, group, tags (W&B's environment variables otherwise)",
+                 lambda v, w: track_section(v, WANDB_SETTINGS, w)),
 }
 
 

@@ -75,3 +75,24 @@ def test_disabled_tracker_does_nothing(tmp_path):
     t = Tracker(False, tmp_path)
     assert t.start("k", name="a", group="g", job_type="eval", config={}) is None and t.finish() is None
     assert not (tmp_path / "wandb").exists()
+
+
+def test_a_decoder_sweep_logs_one_run_per_record_it_writes(clean_env, tmp_path):
+    from decoder_eval import sweep as S
+    from test_decoder_fixtures import byte_tokenizer, make_data_dir, tiny_lm
+
+    data = make_data_dir(tmp_path / "data")
+    cfg = S.parse_config({"model": "tiny", "variants": ["full", "random"], "n": [1], "permutation_seeds": [0, 1],
+                          "tasks": ["arc_easy"], "limit": 2, "wandb": {"project": "p"}})
+    run = dict(data_dir=data, model=tiny_lm("llama"), tokenizer=byte_tokenizer(), progress=False, wandb=True)
+    out = S.run_sweep(cfg, results_dir=tmp_path / "r", **run)
+    folders = sorted((tmp_path / "r" / "wandb").glob("offline-run-*"))
+    assert len(folders) == len(out.records) == 3
+    assert {f.name.rsplit("-", 1)[1] for f in folders} == {r["key_hash"] for r in out.records}
+    blob = b"".join(p.read_bytes() for f in folders for p in f.glob("run-*.wandb"))
+    for field in (b"random:n=1,seed=1", b"tiny/arc_easy/eval/random:n=1"):
+        assert field in blob
+    assert "wandb sync" in out.wandb
+    again = S.run_sweep(cfg, results_dir=tmp_path / "r", **run)
+    assert again.written == 0 and again.wandb is None  # nothing new, nothing logged
+    assert len(list((tmp_path / "r" / "wandb").glob("offline-run-*"))) == 3
