@@ -40,6 +40,7 @@ class TaskResult:
     samples: list[dict] | None = field(default=None, repr=False)
     seconds: float = 0.0  # wall time of the pass that produced it, shared by its plans
     plans_in_pass: int = 1
+    higher_is_better: bool = True  # of the primary metric (a perplexity is not; the summary flags it)
 
 
 def load_tasks(names: Sequence[str], data_dir=None, limit: int | Mapping[str, int | None] | None = None,
@@ -122,7 +123,8 @@ class Evaluator:
                     samples.append(getattr(task, "sample_record", sample_record)(item, item_results, scores))
             values, errors = task.aggregate(per_item)
             out[text] = TaskResult(task.name, values, errors, chance, primary, len(per_item), per_item,
-                                   samples, seconds, plans_in_pass)
+                                   samples, seconds, plans_in_pass,
+                                   primary not in getattr(task, "lower_is_better", ()))
             if on_result is not None:
                 on_result(text, out[text])
 

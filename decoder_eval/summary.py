@@ -36,9 +36,12 @@ class Reliability:
     chance: float | None
     stderr: float | None
     ok: bool
+    note: str = ""
 
     @property
     def why(self) -> str:
+        if self.note:
+            return self.note
         if self.full is None:
             return "no full-model record"
         if self.stderr is None:
@@ -85,6 +88,8 @@ def reliability(task: str, full_record: dict | None) -> Reliability:
         return Reliability(task, None, None, None, False)
     primary = full_record["primary_metric"]
     full, chance = full_record["metrics"][primary], full_record["chance"]
+    if full_record.get("higher_is_better") is False:  # e.g. a perplexity: no chance level to normalize by
+        return Reliability(task, full, chance, None, False, f"{primary}: lower is better, no chance level")
     se = accuracy_stderr(full, full_record["n"], chance)
     return Reliability(task, full, chance, se, (full - chance) > FACTOR * se)
 
