@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +103,9 @@ def _stable(obj):
             source = ""
         name = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
         return f"{name}:{hashlib.sha256(source.encode()).hexdigest()[:16]}"
-    return obj if isinstance(obj, (str, int, float, bool, type(None))) else str(obj)
+    if isinstance(obj, (int, float, bool, type(None))):
+        return obj
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", str(obj))  # an object's repr: its address is not config
 
 
 def _sha(data: bytes) -> str:

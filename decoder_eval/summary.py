@@ -11,6 +11,8 @@ The standard error used here is the larger of two: the Agresti-Coull error of th
 accuracy, sqrt(p~(1-p~)/(n+4)) with p~ = (correct+2)/(n+4), and the error of guessing,
 sqrt(c(1-c)/n) for chance level c. Not the plain sample error lm-eval reports (it is kept in
 every record too): that one is 0 when every item is right, and would wave a 2-item subset through.
+A task whose primary metric is lower-is-better (a perplexity: the record says
+``higher_is_better: false``) has no chance level to normalize by and is flagged the same way.
 
 Random-order plans are summarised over their seeds: per benchmark the mean of the seeds'
 normalized scores, and for the median the mean ± standard deviation of the per-seed medians.

@@ -268,3 +268,23 @@ def test_lm_eval_tasks_match_stock_on_smollm2(task_folder, monkeypatch):
     for plan in plans:
         results, samples = stock(model, tok, plan, tasks, task_paths=[task_folder])
         assert_same(ours[plan.text], results, samples, tasks)
+
+
+def test_config_reads_lm_eval_settings_relative_to_its_file(tmp_path, task_folder):
+    from decoder_eval.config import parse_config
+
+    source = tmp_path / "sweep.yaml"
+    source.write_text("")
+    base = {"model": "m", "variants": ["full"], "tasks": ["my_mc", "arc_easy"], "task_paths": ["tasks"]}
+    cfg = parse_config(dict(base, num_fewshot={"my_mc": 1}, fewshot_seed=7, chance={"my_mc": 0.4}), str(source))
+    options = cfg.lm_eval_options()
+    assert options.task_paths == [str(task_folder)] and options.fewshot_for("my_mc") == 1
+    data = load_tasks(["my_mc"], options=options)["my_mc"]
+    assert data.subset["num_fewshot"] == 1 and data.subset["fewshot_seed"] == 7
+    assert data.items[0].requests[0].context.count("Q: ") == 2  # one shot, then the question
+    assert data.task.chance(data.items[0].doc) == 0.4
+    for bad, msg in [({"tasks": ["my_mcq"]}, "unknown task 'my_mcq'"), ({"chance": {"my_mc": 1.5}}, r"\[0, 1\)"),
+                     ({"primary_metric": {"hellaswag": "acc"}}, "not in 'tasks'"),
+                     ({"num_fewshot": -1}, "count"), ({"gen_kwargs": 5}, "gen_kwargs")]:
+        with pytest.raises(UserError, match=msg):
+            parse_config(dict(base, **bad), str(source))
