@@ -23,9 +23,15 @@ Sweeps and results: ``painters decoder run configs/decoder/<config>.yaml`` (``sw
 ``painters decoder summary`` (``summary``). A step that evaluates its own model per plan (LoRA
 healing) stores results with ``sweep.save_result(store, sweep.key_fields(..., healed=True, heal=...), ...)``.
 
+Any other lm-eval task (by name or from a folder of task YAMLs) runs in the same engine:
+``lm_eval_loading`` loads it, ``lm_eval_tasks`` turns its requests into ours and scores the
+responses with lm-eval's own filters and metrics; with lm-eval installed our six names take that
+path too.
+
 Modules: ``data`` (JSON Lines / hub loading, limits), ``tasks`` (the benchmarks), ``metrics``,
 ``encoding`` (lm-eval tokenization), ``packing`` (rows and batches), ``prefix`` (shared layer
-prefixes), ``loglikelihood`` and ``generation`` (the two request types), ``evaluate`` (the API),
+prefixes), ``loglikelihood``, ``rolling`` and ``generation`` (the request types),
+``lm_eval_loading`` and ``lm_eval_tasks`` (lm-eval's tasks), ``evaluate`` (the API),
 ``sweep`` (configs, records, resume), ``summary`` (normalized median), ``cli``, ``lm_eval_interop``.
 """
 

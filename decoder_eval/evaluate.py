@@ -25,7 +25,7 @@ from glue_painters.variants import resolve
 
 from .generation import Generator
 from .loglikelihood import LoglikelihoodScorer
-from .tasks import TaskData, get_task, sample_record
+from .tasks import TASKS, TaskData, get_task, sample_record
 
 
 @dataclass
@@ -40,20 +40,36 @@ class TaskResult:
     samples: list[dict] | None = field(default=None, repr=False)
     seconds: float = 0.0  # wall time of the pass that produced it, shared by its plans
     plans_in_pass: int = 1
+    higher_is_better: bool = True  # of the primary metric (a perplexity is not; the summary flags it)
 
 
-def load_tasks(names: Sequence[str], data_dir=None, limit: int | Mapping[str, int | None] | None = None) -> dict[str, TaskData]:
+def load_tasks(names: Sequence[str], data_dir=None, limit: int | Mapping[str, int | None] | None = None,
+               options=None) -> dict[str, TaskData]:
     """Read and check every task's data up front (a bad file fails before any model work).
-    ``limit``: one number for all tasks, or a mapping task -> number (key ``default`` for the rest)."""
+    ``limit``: one number for all tasks, or a mapping task -> number (key ``default`` for the rest).
+    ``options``: ``lm_eval_loading.LmEvalOptions`` (task folders, few-shot, gen_kwargs, chance).
+
+    With lm-eval installed every task, our six included, is built by lm-eval (``lm_eval_loading``);
+    without it the six hand-written tasks (``tasks.TASKS``) run and other names are refused."""
     from .data import resolve_data_dir
 
+    limits = {name: limit.get(name, limit.get("default")) if isinstance(limit, Mapping) else limit for name in names}
+    if _have_lm_eval():
+        from . import lm_eval_loading
+
+        return lm_eval_loading.load(names, data_dir, limits, options)
     where = resolve_data_dir(data_dir)
-    out = {}
     for name in names:
-        task = get_task(name)
-        n = limit.get(name, limit.get("default")) if isinstance(limit, Mapping) else limit
-        out[name] = task.load(where, n)
-    return out
+        if name not in TASKS:
+            raise UserError(f"task '{name}' is not one of {', '.join(TASKS)}: other lm-eval tasks need "
+                            f"lm-eval (pip install 'lm_eval==0.4.13')")
+    return {name: get_task(name).load(where, limits[name]) for name in names}
+
+
+def _have_lm_eval() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("lm_eval") is not None
 
 
 class Evaluator:
@@ -104,10 +120,11 @@ class Evaluator:
                 scores = task.score(item.doc, item_results)
                 per_item.append(scores)
                 if samples is not None:
-                    samples.append(sample_record(item, item_results, scores))
+                    samples.append(getattr(task, "sample_record", sample_record)(item, item_results, scores))
             values, errors = task.aggregate(per_item)
             out[text] = TaskResult(task.name, values, errors, chance, primary, len(per_item), per_item,
-                                   samples, seconds, plans_in_pass)
+                                   samples, seconds, plans_in_pass,
+                                   primary not in getattr(task, "lower_is_better", ()))
             if on_result is not None:
                 on_result(text, out[text])
 

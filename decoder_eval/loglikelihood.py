@@ -27,6 +27,7 @@ from glue_painters.plans import Plan
 from .encoding import Encoder
 from .packing import Batch, build_rows, can_pack, make_batches, sliding_window
 from .prefix import PlanTrie, check_exact, walk
+from .rolling import expand, fold
 from .tasks import LoglikelihoodRequest
 
 
@@ -37,6 +38,7 @@ class Prepared:
     batches: list[Batch]
     n_requests: int
     packed: bool
+    owners: list[list[int]] | None = None  # per request, its pairs (several for a rolling request)
 
     @property
     def n_tokens(self) -> int:
@@ -68,13 +70,15 @@ class LoglikelihoodScorer:
         return next(self.model.parameters()).device
 
     def prepare(self, groups: Sequence[Sequence[LoglikelihoodRequest]]) -> Prepared:
-        """Tokenize (lm-eval's rules) and batch; request ids run over ``groups`` in order."""
-        encoded = [[self.encoder.pair(r.context, r.continuation) for r in g] for g in groups]
+        """Tokenize (lm-eval's rules) and batch; request ids run over ``groups`` in order. A
+        ``rolling.RollingRequest`` is scored as its windows and gets their sum."""
+        encoded, owners = expand(groups, self.encoder)
         rows = build_rows(encoded, self.encoder, self.pack, sliding_window(self.model))
         eager = getattr(self.model.config, "_attn_implementation", None) == "eager"
         batches = make_batches(rows, self.batch_size, self.pad_id,
                                mask_dtype=self.model.dtype if eager else None)
-        return Prepared(batches, sum(len(g) for g in groups), self.pack)
+        plain = all(ids == [i] for i, ids in enumerate(owners))
+        return Prepared(batches, sum(len(g) for g in encoded), self.pack, None if plain else owners)
 
     def _sharing(self, sample_tokens: list[int]) -> bool:
         if self.share_prefix and not self._checked:
@@ -94,7 +98,7 @@ class LoglikelihoodScorer:
         """Per plan text, ``(loglikelihood, is_greedy)`` of every request."""
         unique = list({p.text: p for p in plans}.values())
         if not prepared.batches:
-            return {p.text: [] for p in unique}
+            return {p.text: fold([], prepared.owners) if prepared.owners else [] for p in unique}
         sample = prepared.batches[-1].input_ids[0, :8].tolist()
         trie = PlanTrie(unique, share=self._sharing(sample))
         out = {p.text: [None] * prepared.n_requests for p in unique}
@@ -113,4 +117,6 @@ class LoglikelihoodScorer:
                     progress(1)
 
             walk(self.model, trie, inputs, on_plan)
+        if prepared.owners is not None:
+            out = {text: fold(results, prepared.owners) for text, results in out.items()}
         return out

@@ -11,6 +11,8 @@ The standard error used here is the larger of two: the Agresti-Coull error of th
 accuracy, sqrt(p~(1-p~)/(n+4)) with p~ = (correct+2)/(n+4), and the error of guessing,
 sqrt(c(1-c)/n) for chance level c. Not the plain sample error lm-eval reports (it is kept in
 every record too): that one is 0 when every item is right, and would wave a 2-item subset through.
+A task whose primary metric is lower-is-better (a perplexity: the record says
+``higher_is_better: false``) has no chance level to normalize by and is flagged the same way.
 
 Random-order plans are summarised over their seeds: per benchmark the mean of the seeds'
 normalized scores, and for the median the mean ± standard deviation of the per-seed medians.
@@ -36,9 +38,12 @@ class Reliability:
     chance: float | None
     stderr: float | None
     ok: bool
+    note: str = ""
 
     @property
     def why(self) -> str:
+        if self.note:
+            return self.note
         if self.full is None:
             return "no full-model record"
         if self.stderr is None:
@@ -85,6 +90,8 @@ def reliability(task: str, full_record: dict | None) -> Reliability:
         return Reliability(task, None, None, None, False)
     primary = full_record["primary_metric"]
     full, chance = full_record["metrics"][primary], full_record["chance"]
+    if full_record.get("higher_is_better") is False:  # e.g. a perplexity: no chance level to normalize by
+        return Reliability(task, full, chance, None, False, f"{primary}: lower is better, no chance level")
     se = accuracy_stderr(full, full_record["n"], chance)
     return Reliability(task, full, chance, se, (full - chance) > FACTOR * se)
 

@@ -112,6 +112,7 @@ def save_result(store: ResultsStore, key: dict, spec: PlanSpec, result: TaskResu
                    "seconds_per_plan": round(result.seconds / max(1, result.plans_in_pass), 3)},
         "versions": versions(), "config": config or {}, "samples_file": samples_file,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {}),
+        **({} if result.higher_is_better else {"higher_is_better": False}),
     }
     return store.put(TRACK, key, record)
 
@@ -158,7 +159,7 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples:
     Under ``accelerate launch``/torchrun every process runs this: each evaluates its share of the
     pending (plan, task) pairs (``share_work``) and writes their records; all return every record."""
     start = time.perf_counter()
-    data: Mapping[str, TaskData] = load_tasks(cfg.tasks, data_dir, cfg.limit)  # bad data fails here
+    data: Mapping[str, TaskData] = load_tasks(cfg.tasks, data_dir, cfg.limit, cfg.lm_eval_options())  # bad data fails here
     state = process_state()
     device = _pick_device(device or cfg.device, state)
     dtype = _pick_dtype(dtype or cfg.dtype, device)

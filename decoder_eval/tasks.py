@@ -10,6 +10,12 @@ A task reads either record shape: our offline JSON Lines files (``shared/data``)
 datasets lm-eval loads; ``prepare`` turns both into one internal document and rejects a malformed
 record with its file and item number.
 
+With lm-eval installed, sweeps and ``evaluate.load_tasks`` let lm-eval build these six from its
+own YAMLs over the same files (``lm_eval_loading``); what stays in use from here then is the thin
+local-data mapping: the file layout (``split``), the record checks (``prepare``) with their
+one-line errors, the record key (``TaskData.subset``) and the primary metric. Without lm-eval these
+classes run the six themselves; tests hold both paths to stock lm-eval document by document.
+
 Known difference (documented in shared/data/README.md): the offline HellaSwag copy holds only the
 joined, pre-cleaned ``ctx``, whose ``ctx_b`` part is not capitalized as lm-eval does with the
 original ``ctx_a``/``ctx_b``; scores can differ slightly from lm-eval on the hub data.
