@@ -1,0 +1,53 @@
+"""Per-document scores in records (``glue_painters.per_item``): compact, in document order, and
+equal to what the task's metrics were computed from, on a real tiny decoder sweep and a GLUE probe."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from decoder_eval import sweep as S
+from glue_painters.per_item import column, compact, compact_value
+from test_decoder_fixtures import byte_tokenizer, data_dir, one_thread, tiny_lm  # noqa: F401
+
+
+def test_compact_keeps_ints_and_six_significant_digits():
+    assert compact_value(1.0) == 1 and isinstance(compact_value(1.0), int) and compact_value(True) == 1
+    assert compact_value(-2.718281828) == -2.71828 and compact_value(np.float32(0.1)) == 0.1
+    assert compact_value(1.23456789e-9) == 1.23457e-09 and math.isnan(compact_value(float("nan")))
+    assert compact([{"acc": 1.0, "ll": -3.14159265}, {"acc": 0.0, "ll": -1.0}]) == {"acc": [1, 0], "ll": [-3.14159, -1]}
+    assert compact([]) == {}
+    assert column({}, "acc") is None and list(column({"per_item": {"acc": [1, 0]}}, "acc")) == [1.0, 0.0]
+
+
+def test_decoder_records_carry_per_document_scores(tmp_path, data_dir):
+    cfg = S.parse_config({"model": "tiny-llama", "variants": ["full", "skip", "random"], "n": [1],
+                          "permutation_seeds": 2, "tasks": ["arc_easy", "lambada_openai", "hellaswag"],
+                          "limit": 3, "batch_size": 4})
+    out = S.run_sweep(cfg, results_dir=tmp_path, data_dir=data_dir, model=tiny_lm("llama"),
+                      tokenizer=byte_tokenizer(), progress=False)
+    by_task: dict[str, list[dict]] = {}
+    for rec in out.records:
+        by_task.setdefault(rec["task"], []).append(rec)
+        items = rec["per_item"]
+        assert set(items) == set(rec["metrics"]) and all(len(v) == rec["n"] for v in items.values())
+        for metric, values in items.items():
+            if metric == "perplexity":  # per document: the loglikelihood the aggregate exponentiates
+                assert math.exp(-np.mean(values)) == pytest.approx(rec["metrics"][metric], rel=1e-4)  # 6 digits of ~-20
+                assert all(isinstance(v, float) and len(f"{abs(v):.15g}".replace(".", "").lstrip("0")) <= 6
+                           for v in values)
+            else:
+                assert all(type(v) is int for v in values)  # 0/1 stored as ints
+                assert np.mean(values) == pytest.approx(rec["metrics"][metric])
+    # the same documents in the same order for every plan: the full model's scores are its own
+    # on a re-read, and the plans' lists line up position by position
+    assert {len(r["per_item"]["acc"]) for r in by_task["arc_easy"]} == {2}
+    assert {len(r["per_item"]["acc"]) for r in by_task["lambada_openai"]} == {3}
+    again = S.run_sweep(cfg, results_dir=tmp_path, data_dir=data_dir, model=tiny_lm("llama"),
+                        tokenizer=byte_tokenizer(), progress=False)
+    assert again.written == 0
+    disk = [json.loads(p.read_text()) for p in sorted((tmp_path / "decoder").glob("*/*.json"))]
+    assert all("per_item" in r for r in disk)
