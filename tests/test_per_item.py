@@ -51,3 +51,73 @@ def test_decoder_records_carry_per_document_scores(tmp_path, data_dir):
     assert again.written == 0
     disk = [json.loads(p.read_text()) for p in sorted((tmp_path / "decoder").glob("*/*.json"))]
     assert all("per_item" in r for r in disk)
+
+
+# ---- GLUE: each evaluation row's prediction and label -------------------------------------------------
+def _recomputed(task, rec):
+    from glue_eval.metrics import score_split
+
+    out = {}
+    for split, preds in rec["predictions"].items():
+        out.update(score_split(task, split, preds, rec["labels"][split]))
+    return out
+
+
+@pytest.mark.parametrize("task", ["rte", "stsb"])
+def test_glue_probe_records_carry_row_predictions(task):
+    import torch
+    from transformers import BertModel
+
+    from glue_eval.hparams import ProbeHParams
+    from glue_eval.probe import probe
+    from glue_eval.records import make_record
+    from glue_eval.runs import RunSpec
+    from glue_painters.plans import Plan
+    from test_glue_train import tiny_config, toy_dataset
+    from tiny import LAYERS
+
+    torch.manual_seed(0)
+    body = BertModel(tiny_config()).eval()
+    train, ev = toy_dataset(48, seed=1, regression=task == "stsb"), toy_dataset(30, seed=2, regression=task == "stsb")
+    plan = Plan.parse(f"0-{LAYERS - 1}")
+    out = probe(body, plan, task, train, {"validation": ev}, ProbeHParams(epochs=2, batch_size=16, learning_rate=3e-2),
+                seeds=[0, 1], pooling="mean")
+    for seed in (0, 1):
+        spec = RunSpec.of("tiny", "full", task, "probe", seed)
+        rec = json.loads(json.dumps(make_record(spec, plan, "tiny", {"validation": 30}, out[seed], {})))
+        assert len(rec["predictions"]["validation"]) == len(rec["labels"]["validation"]) == 30
+        assert rec["labels"]["validation"] == [float(x) if task == "stsb" else x for x in ev["labels"]]
+        if task == "rte":
+            assert all(type(p) is int for p in rec["predictions"]["validation"])
+        assert _recomputed(task, rec) == pytest.approx(rec["metrics"], abs=1e-5)
+
+
+def test_glue_finetune_returns_row_predictions(tmp_path):
+    import torch
+
+    from glue_eval.finetune import FinetuneHParams, finetune
+    from glue_eval.records import make_record
+    from glue_eval.runs import RunSpec
+    from glue_painters.variants import build
+    from test_glue_train import tiny_classifier, toy_dataset
+    from tiny import LAYERS
+
+    torch.set_num_threads(1)
+    ds = toy_dataset(32, pad_to=16)
+    plan = build("skip", LAYERS, n=1)
+    res = finetune(tiny_classifier(), plan, "rte", ds, {"validation": ds},
+                   FinetuneHParams(learning_rate=3e-3, batch_size=16, epochs=1, max_length=32), seed=0,
+                   output_dir=tmp_path, tokenizer=None, progress=False)
+    rec = make_record(RunSpec.of("tiny", "skip:n=1", "rte", "finetune", 0), plan, "tiny", {}, res, {})
+    assert rec["labels"]["validation"] == list(ds["labels"])
+    assert _recomputed("rte", rec) == pytest.approx(rec["metrics"])
+
+
+def test_glue_records_without_rows_stay_as_before():
+    from glue_eval.records import make_record
+    from glue_eval.runs import RunSpec
+    from glue_painters.variants import build
+
+    rec = make_record(RunSpec.of("tiny", "full", "rte", "probe", 0), build("full", 4), "tiny", {},
+                      {"metrics": {"accuracy": 0.5}, "score": 50.0}, {})
+    assert "predictions" not in rec and "labels" not in rec
