@@ -80,8 +80,9 @@ def resample_weights(rng: np.random.Generator, sizes: Sequence[int], count: int)
 @dataclass(frozen=True)
 class Scorer:
     """A task's units (``sizes``: documents, or rows per evaluation split) and ``score(weights,
-    rng)``: every series' task score under each resample's weights, (count, series). Row 0 of the
-    weights passed is always all ones (the observed data)."""
+    rng)``: every series' task score under each resample's weights, (count, series). It is called
+    once with weights of all ones and ``rng=None`` for the observed scores, then with resamples
+    and the generator (for any further resampling of its own, e.g. over training seeds)."""
 
     sizes: tuple[int, ...]
     score: Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -98,7 +99,7 @@ def bootstrap_scores(scorers: Mapping[str, Scorer], *, resamples: int = RESAMPLE
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
         n = sum(sc.sizes)
         step = max(1, budget // max(1, n))
-        rows = [sc.score(np.ones((1, n)), rng)]
+        rows = [sc.score(np.ones((1, n)), None)]
         for start in range(0, resamples, step):
             rows.append(sc.score(resample_weights(rng, sc.sizes, min(step, resamples - start)), rng))
         out[name] = np.concatenate(rows, axis=0)
