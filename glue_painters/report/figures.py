@@ -42,6 +42,7 @@ PAPER_FIG = {"skip": "4", "middle_repeat": "5", "reverse": "6", "random": "7", "
              "looped_parallel": "9"}
 DPI = 200
 MEDIAN_BAND = "#e66101"  # the normalized median's band: one colour no other line uses (tests look for it)
+MEDIAN_BAND_ALPHA = 0.3
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 DASHES = ("-", "--", "-.", ":")
 _OFFSET = 0.05
@@ -114,11 +115,18 @@ def _line(ax, xs, stats, label, bands=None, index: int = 0, of: int = 1, band_co
     if bands and any(p[2] is not None for p in pts):
         keep = [(xx, p[2]) for xx, p in zip(x, pts) if p[2] is not None]
         ax.fill_between([k[0] for k in keep], [k[1][0] for k in keep], [k[1][1] for k in keep], color=color,
-                        alpha=0.3 if band_color else 0.15, lw=0)
+                        alpha=MEDIAN_BAND_ALPHA if band_color else 0.15, lw=0)
     elif any(p[1].std is not None for p in pts):
         lo = [p[1].mean - (p[1].std or 0) for p in pts]
         hi = [p[1].mean + (p[1].std or 0) for p in pts]
         ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+
+
+def median_band_rgb() -> tuple[int, int, int]:
+    """The median band's colour on a white background, as the PNG holds it (browser tests)."""
+    from matplotlib.colors import to_rgb
+
+    return tuple(round(255 * (1 - MEDIAN_BAND_ALPHA + MEDIAN_BAND_ALPHA * c)) for c in to_rgb(MEDIAN_BAND))
 
 
 def _key(c: Cell) -> tuple:
