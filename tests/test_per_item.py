@@ -121,3 +121,21 @@ def test_glue_records_without_rows_stay_as_before():
     rec = make_record(RunSpec.of("tiny", "full", "rte", "probe", 0), build("full", 4), "tiny", {},
                       {"metrics": {"accuracy": 0.5}, "score": 50.0}, {})
     assert "predictions" not in rec and "labels" not in rec
+
+
+def test_painters_report_on_a_real_tiny_sweep(tmp_path, data_dir):
+    """A tiny model's sweep store, then ``painters report`` on it: the findings have intervals from
+    the records' own per-document scores (too few documents to decide anything)."""
+    from glue_painters.cli import main
+    from glue_painters.report.data import load_groups
+    from glue_painters.report.paired import resampled
+
+    cfg = S.parse_config({"model": "tiny-llama", "variants": ["full", "skip", "parallel", "random"], "n": [0, 1, 2],
+                          "permutation_seeds": 2, "tasks": ["arc_easy", "hellaswag"], "limit": 2, "batch_size": 4})
+    S.run_sweep(cfg, results_dir=tmp_path / "r", data_dir=data_dir, model=tiny_lm("llama"),
+                tokenizer=byte_tokenizer(), progress=False)
+    assert main(["report", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")]) == 0
+    (g,) = load_groups(tmp_path / "r")
+    res = resampled(g)
+    assert set(res.units) <= {"arc_easy", "hellaswag"} and all(n == 2 for n in res.units.values())
+    assert (tmp_path / "o" / "report.html").is_file()
