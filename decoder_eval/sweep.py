@@ -34,6 +34,7 @@ from typing import Callable, Mapping
 from glue_painters import __version__ as painters_version
 from glue_painters.errors import UserError
 from glue_painters.fingerprints import config_weights_fingerprint
+from glue_painters.per_item import compact as compact_per_item
 from glue_painters.plans import Plan
 from glue_painters.results import ResultsStore, atomic_write_text, process_state, record_key, share_work
 from glue_painters.rewire import num_layers
@@ -97,7 +98,9 @@ def samples_path(store: ResultsStore, key: dict) -> Path:
 
 def save_result(store: ResultsStore, key: dict, spec: PlanSpec, result: TaskResult, *, model_name: str,
                 config: dict | None = None, extra: dict | None = None) -> Path:
-    """Write one record (and its samples first, if the result has them)."""
+    """Write one record (and its samples first, if the result has them). The record keeps every
+    document's scores (``per_item``: {metric: [value per document]}, in the task's document order,
+    see ``glue_painters.per_item``) so that plans can be compared document by document."""
     samples_file = None
     if result.samples is not None:
         path = samples_path(store, key)
@@ -114,6 +117,8 @@ def save_result(store: ResultsStore, key: dict, spec: PlanSpec, result: TaskResu
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {}),
         **({} if result.higher_is_better else {"higher_is_better": False}),
     }
+    if result.per_item:
+        record["per_item"] = compact_per_item(result.per_item)
     return store.put(TRACK, key, record)
 
 

@@ -191,7 +191,8 @@ def finetune(model, plan: Plan | str, task: Task | str, train_ds, eval_sets: dic
     ``train_ds`` and the ``eval_sets`` (split name -> dataset) are tokenized datasets with a
     ``labels`` column. With an ``eval_strategy`` in ``hp.trainer`` Trainer also evaluates them while
     training (eval curves in its logs and W&B); the scores returned are computed after training
-    either way. Returns the metrics, the task score, the training loss and the log history.
+    either way. Returns the metrics, the task score, each evaluation row's prediction and label,
+    the training loss and the log history.
     The plan stays on the model afterwards (so it can be evaluated or saved again).
     """
     from transformers import DataCollatorWithPadding, default_data_collator
@@ -206,12 +207,16 @@ def finetune(model, plan: Plan | str, task: Task | str, train_ds, eval_sets: dic
     t0 = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=resume)
     train_s = time.perf_counter() - t0
-    metrics, t1 = {}, time.perf_counter()
+    metrics, predictions, labels, t1 = {}, {}, {}, time.perf_counter()
     for split, ds in eval_sets.items():
         pred = trainer.predict(ds, metric_key_prefix=split)
-        metrics.update(score_split(task, split, predictions_from_logits(task, pred.predictions), pred.label_ids))
+        predictions[split] = predictions_from_logits(task, pred.predictions)
+        labels[split] = pred.label_ids
+        metrics.update(score_split(task, split, predictions[split], labels[split]))
     return {
         "metrics": metrics,
+        "predictions": predictions,  # per evaluation row, in the split's order (records keep them)
+        "labels": labels,
         "score": task_score(task, metrics),
         "train_loss": float(out.training_loss),
         "steps": int(trainer.state.global_step),

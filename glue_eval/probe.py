@@ -295,12 +295,16 @@ def train_heads(features_of: Callable[[torch.Tensor], torch.Tensor], labels: tor
 
 
 def score_head(head: nn.Linear, task: Task, eval_features: dict[str, torch.Tensor],
-               eval_labels: dict[str, torch.Tensor]) -> dict[str, float]:
+               eval_labels: dict[str, torch.Tensor], predictions: dict | None = None) -> dict[str, float]:
+    """The head's metrics per evaluation split; each row's prediction goes to ``predictions[split]``
+    when a dict is given (records keep them, for paired comparisons)."""
     metrics = {}
     with torch.no_grad():
         for split, feats in eval_features.items():
             preds = predictions_from_logits(task, head(feats).numpy())
             metrics.update(score_split(task, split, preds, eval_labels[split].numpy()))
+            if predictions is not None:
+                predictions[split] = preds
     return metrics
 
 
@@ -311,8 +315,9 @@ def labels_of(ds) -> torch.Tensor:
 def probe(model, plan: Plan | str, task: Task | str, train_ds, eval_sets: dict, hp: ProbeHParams,
           seeds, pooling: str, cache: dict | None = None, cache_key=None, naive: bool = False,
           progress: bool = False) -> dict[int, dict]:
-    """Probe ``plan`` on one task for each seed; returns ``{seed: {metrics, score, time_s, head,
-    train_losses}}`` (``train_losses``: the head's mean training loss per epoch).
+    """Probe ``plan`` on one task for each seed; returns ``{seed: {metrics, score, predictions,
+    labels, time_s, head, train_losses}}`` (predictions and labels per evaluation split, one per row;
+    ``train_losses``: the head's mean training loss per epoch).
 
     ``model`` is the bare encoder (``kind="encoder"``), frozen here. With ``naive=False`` the
     features are computed once (and kept in ``cache[cache_key + (split,)]`` when a cache is given,
@@ -348,9 +353,10 @@ def probe(model, plan: Plan | str, task: Task | str, train_ds, eval_sets: dict, 
         share = (t_feat + time.perf_counter() - t) / max(1, len(seeds))
         for i, (seed, head) in enumerate(zip(seeds, heads)):
             t = time.perf_counter()
-            metrics = score_head(head, task, x_eval, y_eval)
-            results[seed] = {"metrics": metrics, "score": task_score(task, metrics),
-                             "time_s": round(time.perf_counter() - t + share, 4), "head": head,
+            preds: dict = {}
+            metrics = score_head(head, task, x_eval, y_eval, preds)
+            results[seed] = {"metrics": metrics, "score": task_score(task, metrics), "predictions": preds,
+                             "labels": y_eval, "time_s": round(time.perf_counter() - t + share, 4), "head": head,
                              "train_losses": [epoch[i] for epoch in losses]}
         return results
     for seed in seeds:
@@ -358,9 +364,11 @@ def probe(model, plan: Plan | str, task: Task | str, train_ds, eval_sets: dict, 
         src = body_features(model, train_ds, plan, pooling)
         head = train_head(src, y_train, _dim(model), task, hp, seed, losses)
         x_eval = {s: body_features(model, d, plan, pooling)(torch.arange(len(d))) for s, d in eval_sets.items()}
-        metrics = score_head(head, task, x_eval, y_eval)
-        results[seed] = {"metrics": metrics, "score": task_score(task, metrics),
-                         "time_s": round(time.perf_counter() - t, 4), "head": head, "train_losses": losses}
+        preds: dict = {}
+        metrics = score_head(head, task, x_eval, y_eval, preds)
+        results[seed] = {"metrics": metrics, "score": task_score(task, metrics), "predictions": preds,
+                         "labels": y_eval, "time_s": round(time.perf_counter() - t, 4), "head": head,
+                         "train_losses": losses}
     return results
 
 

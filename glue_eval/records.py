@@ -19,7 +19,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from glue_painters import __version__, rewire
+from glue_painters.per_item import compact_list
 from glue_painters.plans import Plan
 from glue_painters.results import ResultsStore, record_key
 
@@ -70,12 +73,23 @@ class KeyParts:
 
 
 def make_record(spec: RunSpec, plan: Plan, model_name: str, sizes: dict, res: dict, extra: dict) -> dict:
-    """A record's body: what ran (label, plan, model, task, mode, seed), its scores and rows used."""
+    """A record's body: what ran (label, plan, model, task, mode, seed), its scores and rows used,
+    and (when the run gave them) each evaluation row's prediction and label, per split in the
+    split's row order (``rows``), so a metric can be recomputed on a resample of the rows."""
     return {"variant": spec.variant, "params": spec.params, "n": spec.n, "k": spec.k, "i": spec.i, "label": spec.label,
             "plan_text": plan.text,
             "plan_hash": plan.hash, "model_name": model_name, "task": spec.task, "mode": spec.mode, "seed": spec.seed,
             "metrics": res["metrics"], "score": res["score"], "sizes": sizes, "executions": plan.executions,
-            "code_hash": code_version(), **extra}
+            "code_hash": code_version(), **rows(res), **extra}
+
+
+def rows(res: dict) -> dict:
+    """``{"predictions": {split: [...]}, "labels": {split: [...]}}`` of a run's result, compact
+    (``glue_painters.per_item``); empty for a result without them."""
+    if not res.get("predictions"):
+        return {}
+    return {name: {split: compact_list(np.asarray(v).reshape(-1).tolist()) for split, v in res[name].items()}
+            for name in ("predictions", "labels")}
 
 
 def relabel(record: dict, spec: RunSpec) -> dict:

@@ -23,6 +23,7 @@ many documents would decide an inconclusive claim if the observed effect were th
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Callable, Mapping, Sequence
@@ -55,6 +56,54 @@ def _interval(estimate: float, draws: np.ndarray, level: float, n: int) -> Inter
     tail = (1 - level) / 2
     low, high = np.quantile(draws, [tail, 1 - tail])
     return Interval(float(estimate), float(low), float(high), level, n, float(np.std(draws, ddof=1)))
+
+
+def interval_of(estimate: float, draws: np.ndarray, level: float, n: int) -> Interval:
+    """The percentile interval of bootstrap ``draws`` around ``estimate`` (draws computed elsewhere,
+    e.g. by ``bootstrap_scores``, so that one set of resamples serves several claims)."""
+    return _interval(float(estimate), np.asarray(draws, dtype=float), level, n)
+
+
+def resample_weights(rng: np.random.Generator, sizes: Sequence[int], count: int) -> np.ndarray:
+    """``count`` bootstrap resamples as weights: how often each unit is drawn, shape (count, sum of
+    sizes). Each stratum (an evaluation split) is resampled on its own, with its own size.
+
+    Why weights rather than index arrays: a statistic of ``S`` plans on ``n`` documents is then one
+    matrix product (count, n) @ (n, S) instead of ``S`` gathers of (count, n)."""
+    parts = []
+    for n in sizes:
+        idx = rng.integers(0, n, size=(count, n)) + (np.arange(count) * n)[:, None]
+        parts.append(np.bincount(idx.ravel(), minlength=count * n).reshape(count, n))
+    return np.concatenate(parts, axis=1).astype(float)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A task's units (``sizes``: documents, or rows per evaluation split) and ``score(weights,
+    rng)``: every series' task score under each resample's weights, (count, series). It is called
+    once with weights of all ones and ``rng=None`` for the observed scores, then with resamples
+    and the generator (for any further resampling of its own, e.g. over training seeds)."""
+
+    sizes: tuple[int, ...]
+    score: Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def bootstrap_scores(scorers: Mapping[str, Scorer], *, resamples: int = RESAMPLES, seed: int = 0,
+                     budget: int = 2_000_000) -> dict[str, np.ndarray]:
+    """Every task's scores, (1 + resamples, series): row 0 observed, then the resamples, documents
+    drawn within each task and shared by every series (paired). Resamples are made in chunks of
+    about ``budget`` weights, so a 40,000-row task never holds 2000 x 40,000 numbers at once."""
+    out = {}
+    for name in sorted(scorers):
+        sc = scorers[name]
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        n = sum(sc.sizes)
+        step = max(1, budget // max(1, n))
+        rows = [sc.score(np.ones((1, n)), None)]
+        for start in range(0, resamples, step):
+            rows.append(sc.score(resample_weights(rng, sc.sizes, min(step, resamples - start)), rng))
+        out[name] = np.concatenate(rows, axis=0)
+    return out
 
 
 def paired_bootstrap(a: Sequence[float], b: Sequence[float], statistic: Callable[[np.ndarray], np.ndarray] | None = None,

@@ -14,10 +14,11 @@ import struct
 
 import pytest
 
-from test_report_fixtures import write_glue_store, write_similarity
+from test_report_fixtures import write_decoder_store, write_glue_store, write_similarity
 
 from glue_painters.report import build_report
 from glue_painters.report.browser import check_page, find_chromium
+from glue_painters.report.figures import DPI, median_band_rgb
 
 pytestmark = pytest.mark.skipif(find_chromium() is None,
                                 reason="no chromium/google-chrome on PATH (Debian: apt-get install -y chromium)")
@@ -47,3 +48,21 @@ def test_the_check_sees_broken_images_and_console_errors(tmp_path):
     check = check_page(page)
     assert check.broken == ["broken"] and any("boom" in e for e in check.console_errors)
     assert not check.ok
+
+
+def test_the_figures_show_95_percent_bands_where_records_have_per_document_scores(tmp_path):
+    """Figs. 4-9 draw the normalized median's band in a colour of its own; the browser counts
+    that colour's pixels in each decoded image: thousands with per-document scores, none in the
+    report of a store written before records kept them. Fig. 2 spans the page."""
+    counts = {}
+    for name, per_item in (("new", True), ("old", False)):
+        write_decoder_store(tmp_path / name, tasks=("lambada_openai", "arc_easy", "hellaswag"), per_item=per_item)
+        report = build_report(tmp_path / name, tmp_path / f"out_{name}")
+        check = check_page(report.html_path, colour=median_band_rgb())
+        assert check.ok, (check.broken, check.console_errors)
+        counts[name] = {alt.split(" over N")[0]: n for alt, n in check.colour_pixels.items() if " over N" in alt}
+    assert set(counts["new"]) == {"skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel (k=3)"}
+    assert min(counts["new"].values()) > 2000 and max(counts["old"].values()) < 50
+    assert DPI >= 200
+    html = report.html_path.read_text(encoding="utf-8")
+    assert "<figure class='wide'><img alt='Fig. 2" in html

@@ -1,5 +1,6 @@
-"""The findings' decision rules on hand-made groups: each claim decided both ways and refused when
-the data cannot decide it.
+"""The findings' pattern rules on hand-made groups: each claim's pattern found both ways, and refused
+when the data cannot decide it. These groups hold no records, so no per-document scores: every
+verdict is inconclusive and says why (the verdicts themselves: ``test_report_paired.py``).
 
 Why hand-made ``Group``s here (the end-to-end path is in ``test_report.py``): a rule's edge (the
 3/4 majority, the single-layer middle left out, an at-chance task not judged) is set up exactly in
@@ -11,9 +12,11 @@ from __future__ import annotations
 import pytest
 
 from glue_painters.report.data import Cell, Group, Similarity, Stat
-from glue_painters.report.findings import (NO_DATA, NOT_SUPPORTED, SUPPORTED, all_findings, best_k_finding,
-                                           group_findings, looping_finding, parallel_finding, random_finding,
-                                           repeat_finding, similarity_finding, skip_finding, task_finding)
+from glue_painters.per_item import NO_SCORES
+from glue_painters.report.findings import (FAILS, HOLDS, INCONCLUSIVE, NO_DATA, NOT_SUPPORTED, SUPPORTED, all_findings,
+                                           best_k_finding, group_findings, looping_finding, parallel_finding,
+                                           random_finding, repeat_finding, similarity_finding, skip_finding,
+                                           task_finding)
 
 
 def group(values: dict, T: int | None = 10, tasks=("lambada_openai",), flagged=(), per_task=None,
@@ -52,9 +55,9 @@ def test_similarity_rule():
 # ---- (ii) ------------------------------------------------------------------------------------------------
 def test_skip_rule():
     # T=10: N=4 removes 1 layer (10%), N=3 removes 3 (30%, beyond the quarter)
-    assert skip_finding(group({("skip", 4, None): 0.85, ("skip", 3, None): 0.1})).status == SUPPORTED
+    assert skip_finding(group({("skip", 4, None): 0.85, ("skip", 3, None): 0.1})).pattern == HOLDS
     f = skip_finding(group({("skip", 4, None): 0.75}))
-    assert f.status == NOT_SUPPORTED and "0.75" in f.evidence
+    assert f.pattern == FAILS and "0.75" in f.evidence
     assert skip_finding(group({("skip", 3, None): 0.9})).status == NO_DATA  # nothing within a quarter
     assert skip_finding(group({("skip", 4, None): 0.9}, T=None)).status == NO_DATA
     assert skip_finding(group({})).status == NO_DATA
@@ -67,9 +70,9 @@ def test_middle_repeat_rule():
     # N=4 has a one-layer middle: ignored even where middle_repeat is not lowest there
     lowest[("middle_repeat", 4, None)] = 0.99
     f = repeat_finding(group(lowest))
-    assert f.status == SUPPORTED and f.numbers["n"] == [0, 1, 2, 3]
+    assert f.pattern == HOLDS and f.numbers["n"] == [0, 1, 2, 3]
     half = dict(lowest) | {("middle_repeat", 0, None): 0.55, ("middle_repeat", 1, None): 0.55}
-    assert repeat_finding(group(half)).status == NOT_SUPPORTED  # lowest at 2/4 < 3/4
+    assert repeat_finding(group(half)).pattern == FAILS  # lowest at 2/4 < 3/4
     assert repeat_finding(group(base)).status == NO_DATA
     only_one_other = {("skip", n, None): 0.5 for n in range(4)} | {("middle_repeat", n, None): 0.1 for n in range(4)}
     assert repeat_finding(group(only_one_other)).status == NO_DATA
@@ -80,23 +83,23 @@ def test_random_rule_majority_threshold():
     vals = {("reverse", n, None): 0.4 for n in range(4)} | {("skip", n, None): 0.3 for n in range(4)}
     three = vals | {("random", n, None): 0.5 for n in range(4)} | {("random", 3, None): 0.35}
     f = random_finding(group(three))
-    assert f.status == SUPPORTED and len(f.numbers["wins"]) == 3  # 3/4 is a majority
+    assert f.pattern == HOLDS and len(f.numbers["wins"]) == 3  # 3/4 is a majority
     two = three | {("random", 2, None): 0.35}
-    assert random_finding(group(two)).status == NOT_SUPPORTED
+    assert random_finding(group(two)).pattern == FAILS
     no_reverse = {k: v for k, v in three.items() if k[0] != "reverse"}
     assert random_finding(group(no_reverse)).status == NO_DATA
 
 
 def test_parallel_and_looping_rules():
     vals = {("skip", n, None): 0.3 for n in range(4)} | {("parallel", n, None): 0.5 for n in range(4)}
-    assert parallel_finding(group(vals)).status == SUPPORTED
-    assert parallel_finding(group(vals | {("skip", n, None): 0.6 for n in range(4)})).status == NOT_SUPPORTED
+    assert parallel_finding(group(vals)).pattern == HOLDS
+    assert parallel_finding(group(vals | {("skip", n, None): 0.6 for n in range(4)})).pattern == FAILS
     assert looping_finding(group(vals)).status == NO_DATA  # no k > 1
     looped = vals | {("looped_parallel", n, 3): 0.45 for n in range(4)}
     f = looping_finding(group(looped))
-    assert f.status == NOT_SUPPORTED and f.numbers["mean_margin"]["parallel"] == pytest.approx(-0.05)
+    assert f.pattern == FAILS and f.numbers["mean_margin"]["parallel"] == pytest.approx(-0.05)
     looped |= {("looped_parallel", n, 3): 0.55 for n in range(4)}
-    assert looping_finding(group(looped)).status == SUPPORTED
+    assert looping_finding(group(looped)).pattern == HOLDS
 
 
 # ---- (vi-b) ----------------------------------------------------------------------------------------------
@@ -112,11 +115,11 @@ def test_best_k_rule():
         return vals
 
     grows = best_k_finding(group(grid({0: 3, 1: 3, 2: 2, 3: 1}), T=T))
-    assert grows.status == SUPPORTED and grows.numbers["rho"] > 0.9
+    assert grows.pattern == HOLDS and grows.numbers["rho"] > 0.9
     shrinks = best_k_finding(group(grid({0: 1, 1: 2, 2: 3, 3: 3}), T=T))
-    assert shrinks.status == NOT_SUPPORTED and shrinks.numbers["rho"] < 0
+    assert shrinks.pattern == FAILS and shrinks.numbers["rho"] < 0
     same = best_k_finding(group(grid({0: 3, 1: 3, 2: 3, 3: 3}), T=T))
-    assert same.status == NOT_SUPPORTED and "same k" in same.evidence
+    assert same.pattern == FAILS and "same k" in same.evidence
     assert best_k_finding(group(grid({0: 3, 1: 2}), T=T)).status == NO_DATA
 
 
@@ -126,9 +129,9 @@ def test_task_rule():
     cells = {("skip", n, None): 0.5 for n in range(3)}
     per = {("skip", n, None): {"lambada_openai": 0.6, "hellaswag": 0.7, "arc_easy": 0.3} for n in range(3)}
     f = task_finding(group(cells, tasks=tasks, flagged=("gsm8k",), per_task=per))
-    assert f.status == SUPPORTED and "not judged: gsm8k: at chance" in f.evidence
+    assert f.pattern == HOLDS and "not judged: gsm8k: at chance" in f.evidence
     per_bad = {k: v | {"arc_easy": 0.65} for k, v in per.items()}
-    assert task_finding(group(cells, tasks=tasks, flagged=("gsm8k",), per_task=per_bad)).status == NOT_SUPPORTED
+    assert task_finding(group(cells, tasks=tasks, flagged=("gsm8k",), per_task=per_bad)).pattern == FAILS
     # ARC and GSM8K both at chance: the claim cannot be judged
     assert task_finding(group(cells, tasks=tasks, flagged=("gsm8k", "arc_easy"), per_task=per)).status == NO_DATA
     # a GLUE group is not asked the decoder-only question
@@ -142,3 +145,11 @@ def test_not_enough_data_says_why():
     del g.cells[("full", None, None, None)]
     assert parallel_finding(g).evidence == "no parallel records"
     assert "no full-model record" in skip_finding(g).evidence
+
+
+def test_without_per_document_scores_no_verdict_rests_on_the_pattern():
+    vals = {("skip", n, None): 0.3 for n in range(4)} | {("parallel", n, None): 0.5 for n in range(4)}
+    f = parallel_finding(group(vals))
+    assert f.pattern == HOLDS and f.status == INCONCLUSIVE and f.interval is None
+    assert f.evidence.startswith(NO_SCORES)
+    assert {f.status for f in group_findings(group(vals))} <= {INCONCLUSIVE, NO_DATA}

@@ -7,6 +7,15 @@ Why designed numbers: each of the paper's claims gets a known answer. The decode
 so every claim holds (a 10-layer model; the quality q of a variant falls with the middle size m);
 the GLUE store is made so several do not (parallel below skip, middle_repeat not the lowest), so
 the decision rules are exercised both ways.
+
+Per-document scores (what the paired intervals resample) are designed too. Decoder: document d of
+a plan scores ``score + difficulty_d + noise_{plan,d}``, both terms of mean exactly 0 over the
+documents, so each record's metric is exactly its designed score and the documents' shared
+difficulty is what pairing removes; ``noise`` sets how far plans disagree document by document (a
+large one makes a small designed effect undecidable). GLUE: labels fixed per task, and each plan
+answers correctly the rows that are easiest for it (a shared difficulty plus its own jitter),
+as many as its designed score says. ``per_item=False`` writes a store as older versions did, with
+no per-document scores.
 """
 
 from __future__ import annotations
@@ -81,7 +90,22 @@ def _specs(T: int):
     return out
 
 
-def write_decoder_store(root: Path, model: str = "tinyllama", tasks=tuple(DEC_TASKS), quality=decoder_quality) -> int:
+DOCS = 200
+
+
+def _doc_scores(score: float, task: str, plan: str, noise: float, n: int = DOCS) -> list[float]:
+    """``n`` per-document scores of mean exactly ``score`` (see the module docstring)."""
+    import zlib
+
+    import numpy as np
+
+    shared = np.random.default_rng(zlib.crc32(task.encode())).normal(0, 0.3, n)
+    own = np.random.default_rng(zlib.crc32(f"{task}/{plan}".encode())).normal(0, noise, n)
+    return list(score + (shared - shared.mean()) + (own - own.mean()))
+
+
+def write_decoder_store(root: Path, model: str = "tinyllama", tasks=tuple(DEC_TASKS), quality=decoder_quality,
+                        per_item: bool = True, noise: float = 0.05) -> int:
     """A decoder store with every variant of a 10-layer model; returns the number of records."""
     import decoder_eval.sweep as sweep
     from decoder_eval.evaluate import TaskResult
@@ -92,12 +116,12 @@ def write_decoder_store(root: Path, model: str = "tinyllama", tasks=tuple(DEC_TA
     original, fixed = sweep.versions, sweep.versions()
     sweep.versions = lambda: fixed
     try:
-        return _write_decoder(root, model, tasks, quality, TaskResult, key_fields, save_result)
+        return _write_decoder(root, model, tasks, quality, TaskResult, key_fields, save_result, per_item, noise)
     finally:
         sweep.versions = original
 
 
-def _write_decoder(root, model, tasks, quality, TaskResult, key_fields, save_result) -> int:
+def _write_decoder(root, model, tasks, quality, TaskResult, key_fields, save_result, per_item, noise) -> int:
     store = ResultsStore(root)
     count = 0
     for spec in _specs(DEC_T):
@@ -107,9 +131,10 @@ def _write_decoder(root, model, tasks, quality, TaskResult, key_fields, save_res
             primary, chance, full, se, speed = DEC_TASKS[task]
             norm = 1 - (1 - q) * speed
             score = chance + norm * (full - chance)
+            docs = [{primary: x} for x in _doc_scores(score, task, spec.plan.text, noise)] if per_item else []
             result = TaskResult(task=task, metrics={primary: score}, stderr={primary: se}, chance=chance,
-                                primary=primary, n=200, per_item=[])
-            key = key_fields("weights:fixture", spec, task, {"split": "test", "data": "x", "n": 200, "limit": None},
+                                primary=primary, n=DOCS, per_item=docs)
+            key = key_fields("weights:fixture", spec, task, {"split": "test", "data": "x", "n": DOCS, "limit": None},
                              "float32")
             save_result(store, key, spec, result, model_name=model, config={"source": "fixture.yaml", "model": model})
             count += 1
@@ -132,7 +157,8 @@ def glue_quality(variant: str, n: int | None, T: int = GLUE_T, k: int | None = N
 
 def write_glue_store(root: Path, model: str = "tinybert", modes=("finetune", "probe"), seeds=(0, 1),
                      variants=("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel"),
-                     tasks=tuple(GLUE_TASKS), plans=(), data=None, legacy: bool = False) -> int:
+                     tasks=tuple(GLUE_TASKS), plans=(), data=None, legacy: bool = False, per_item: bool = True,
+                     quality=None) -> int:
     """One record per label, as the sweep writes them; ``legacy``: as sweeps wrote them before
     records were per label (keyed by plan, one record per plan under its first label)."""
     from glue_eval.records import key_fields, make_record, plan_key, relabel
@@ -154,12 +180,14 @@ def write_glue_store(root: Path, model: str = "tinybert", modes=("finetune", "pr
                     spec = RunSpec.of(model, _glue_spec(v, n, k, seed), task, mode, seed)
                     plan = spec.plan(GLUE_T)
                     chance = glue_chance(task)
-                    q = glue_quality(v, n, GLUE_T, k, seed) if v is not None else \
+                    q = (quality or glue_quality)(v, n, GLUE_T, k, seed) if v is not None else \
                         (0.3 if plan.text.startswith("1-") else 0.9)  # skipping layer 0 hurts most
                     score = chance + q * (full - chance) if task != "wnli" else 50.0 - 1.0 * (seed % 2)
                     td = SimpleNamespace(sizes={"train": 100, "validation": 71 if task == "wnli" else 277})
-                    rec = make_record(spec, plan, model, td.sizes, {"metrics": {"accuracy": score / 100}, "score": score},
-                                      {"time_s": 1.0})
+                    res = {"metrics": {"accuracy": score / 100}, "score": score}
+                    if per_item:
+                        res |= _glue_rows(task, score, plan.text, seed, td.sizes["validation"])
+                    rec = make_record(spec, plan, model, td.sizes, res, {"time_s": 1.0})
                     parts = ("fp:fixture", plan, spec, {"lr": 1e-3, "mode": mode}, {"train": 100, "eval": None, "seed": 0},
                              (data or {}).get(task, {"train": "sha"}))
                     first = computed.setdefault(json.dumps(plan_key(*parts), sort_keys=True), rec)
@@ -169,6 +197,21 @@ def write_glue_store(root: Path, model: str = "tinybert", modes=("finetune", "pr
                         store.put("glue", kf, rec)
                         count += 1
     return count
+
+
+def _glue_rows(task: str, score: float, plan: str, seed: int, n: int) -> dict:
+    """Row predictions and labels whose accuracy (CoLA: (1 + MCC) / 2) is the designed score."""
+    import zlib
+
+    import numpy as np
+
+    labels = np.arange(n) % 2
+    acc = (1 + score / 100) / 2 if task == "cola" else score / 100
+    easy = np.random.default_rng(zlib.crc32(task.encode())).random(n)
+    jitter = np.random.default_rng(zlib.crc32(f"{task}/{plan}/{seed}".encode())).random(n)
+    right = np.zeros(n, bool)
+    right[np.argsort(easy + 0.1 * jitter)[:round(acc * n)]] = True
+    return {"predictions": {"validation": np.where(right, labels, 1 - labels)}, "labels": {"validation": labels}}
 
 
 def write_similarity(folder: Path, model: str = "tinyllama", size: int = 11) -> Path:

@@ -43,6 +43,7 @@ class PageCheck:
     tables: int
     screenshot: bytes = field(repr=False, default=b"")
     seconds: float = 0.0
+    colour_pixels: dict[str, int] = field(default_factory=dict)  # image alt -> pixels of ``colour``
 
     @property
     def ok(self) -> bool:
@@ -105,9 +106,21 @@ _CHECK = """(() => { const imgs = [...document.images];
     title: document.title, tables: document.querySelectorAll('table').length}); })()"""
 
 
+_COLOUR = """(() => { const out = {}; const [R, G, B, T] = %s;
+  for (const img of document.images) { const c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight; const x = c.getContext('2d');
+    x.drawImage(img, 0, 0); const d = x.getImageData(0, 0, c.width, c.height).data; let n = 0;
+    for (let i = 0; i < d.length; i += 4)
+      if (Math.abs(d[i] - R) <= T && Math.abs(d[i + 1] - G) <= T && Math.abs(d[i + 2] - B) <= T) n++;
+    out[img.alt] = n; }
+  return JSON.stringify(out); })()"""
+
+
 def check_page(path: str | Path, chromium: str | None = None, timeout: float = 25.0, width: int = 1280,
-               height: int = 2000) -> PageCheck:
-    """Load ``path`` (a local HTML file) and check it; raises if no Chromium is found."""
+               height: int = 2000, colour: tuple[int, int, int] | None = None, tolerance: int = 3) -> PageCheck:
+    """Load ``path`` (a local HTML file) and check it; raises if no Chromium is found. With
+    ``colour`` (RGB), also count each image's pixels of that colour as the browser decoded them
+    (e.g. the figures' 95% bands, drawn in a colour nothing else uses)."""
     chromium = chromium or find_chromium()
     if chromium is None:
         raise FileNotFoundError("no chromium executable (apt-get install -y chromium)")
@@ -143,6 +156,11 @@ def check_page(path: str | Path, chromium: str | None = None, timeout: float = 2
         pipe.wait_event("Page.loadEventFired", timeout=timeout)
         result = pipe.send("Runtime.evaluate", {"expression": _CHECK, "returnByValue": True}, session=session)
         info = json.loads(result["result"]["value"])
+        counts = {}
+        if colour is not None:
+            expr = _COLOUR % json.dumps([*colour, tolerance])
+            counts = json.loads(pipe.send("Runtime.evaluate", {"expression": expr, "returnByValue": True},
+                                          session=session, timeout=timeout)["result"]["value"])
         shot = pipe.send("Page.captureScreenshot", {"format": "png"}, session=session, timeout=timeout)
         errors = []
         for e in pipe.events:
@@ -154,7 +172,7 @@ def check_page(path: str | Path, chromium: str | None = None, timeout: float = 2
             elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
                 errors.append(p["entry"].get("text", ""))
         return PageCheck(info["images"], info["broken"], info["widths"], errors, info["title"], info["tables"],
-                         base64.b64decode(shot["data"]), time.monotonic() - start)
+                         base64.b64decode(shot["data"]), time.monotonic() - start, counts)
     finally:
         try:
             pipe.send("Browser.close", timeout=5)

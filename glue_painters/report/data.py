@@ -75,6 +75,7 @@ class Cell:
     headline: Stat = field(default_factory=lambda: Stat(None))  # normalized median | GLUE average
     relative: Stat = field(default_factory=lambda: Stat(None))  # normalized median (both tracks)
     plans: set = field(default_factory=set)
+    records: list = field(default_factory=list, repr=False)  # its records (per-document scores: paired.py)
 
     def task_stat(self, task: str) -> Stat:
         return stat(self.per_task.get(task, []))
@@ -102,6 +103,7 @@ class Group:
     configs: list[dict] = field(default_factory=list)  # distinct configs / hparams that made them
     versions: list[dict] = field(default_factory=list)  # distinct package versions
     notes: list[str] = field(default_factory=list)
+    paired: object = field(default=None, repr=False, compare=False)  # paired.Resampled, made on first use
 
     @property
     def reliable(self) -> list[str]:
@@ -172,6 +174,7 @@ def decoder_groups(records: list[dict], tasks: list[str] | None = None) -> list[
             if info.ok:
                 c.per_task.setdefault(r["task"], []).append((score - info.chance) / (info.full - info.chance))
             c.plans.add(r["plan"]["text"] if isinstance(r.get("plan"), dict) else r.get("plan_hash"))
+            c.records.append(r)
         # the headline: the decoder track's own median (mean ± std of per-seed medians)
         for row in summary.rows:
             for c in cells.values():
@@ -393,6 +396,7 @@ def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Gro
             c.raw.setdefault(r["task"], []).append(score)
             c.per_task.setdefault(r["task"], []).append(score)
             c.plans.add(r.get("plan_text"))
+            c.records.append(r)
             seeds_of[key][r["seed"]][r["task"]] = score
         reliable = [t for t in task_list if t not in flagged]
         for key, c in cells.items():

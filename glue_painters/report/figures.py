@@ -11,11 +11,20 @@ Fig. 10    looped parallel: rows = layers run in parallel, columns = iterations 
 Fig. 11    every variant's summary over N on one plot
 =========  ===============================================================================
 
-Random order (and any cell with several seeds) is drawn as the seeds' mean with a band of ± one
-standard deviation. A benchmark where the full model is at chance (``Group.flagged``) is marked
-‡ in every plot: the decoder plots leave it out (its normalized score is not computed) and say
-so in the plot; GLUE plots draw it dashed (the paper's unnormalized average keeps it; the
-findings' normalized median does not).
+Uncertainty: Figs. 4–9 and 11 draw the normalized median (the findings' scale, ``paired.py``) with
+its 95% band, a percentile bootstrap over documents (GLUE: evaluation rows and seeds) per N, and
+Figs. 4–9 put the per-benchmark curves, each with its band, in a panel next to it; Fig. 10 writes
+each cell's interval under its value. Records without per-document scores get no bands (the
+caption says so); a cell with several seeds then shows ± one standard deviation over seeds, as
+before. A benchmark where the full model is at chance (``Group.flagged``) is marked ‡ in every
+plot: the decoder plots leave it out (its normalized score is not computed) and say so in the
+plot; GLUE plots draw it dashed (the paper's unnormalized average keeps it; the findings'
+normalized median does not).
+
+Readability: PNGs at ``DPI`` (200: sharp on a high-DPI screen at the size the HTML shows them),
+legends outside the axes, and lines that could coincide drawn so that each shows: every line has
+its own marker and dash pattern and a small horizontal offset (``_OFFSET`` of an N step per line).
+Fig. 2 spans the page's full width.
 
 Each ``draw_*`` returns a ``Figure`` or raises ``NotDrawn`` with the reason, which the report lists.
 """
@@ -26,11 +35,17 @@ import io
 from dataclasses import dataclass
 
 from .data import Cell, Group, Similarity
+from .paired import resampled
 
 N_VARIANTS = ("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel")
 PAPER_FIG = {"skip": "4", "middle_repeat": "5", "reverse": "6", "random": "7", "parallel": "8",
              "looped_parallel": "9"}
-DPI = 90
+DPI = 200
+MEDIAN_BAND = "#e66101"  # the normalized median's band: one colour no other line uses (tests look for it)
+MEDIAN_BAND_ALPHA = 0.3
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+DASHES = ("-", "--", "-.", ":")
+_OFFSET = 0.05
 
 
 class NotDrawn(Exception):
@@ -84,27 +99,58 @@ def _reference(ax, g: Group) -> None:
             ax.axhline(full.headline.mean, color="0.5", lw=0.8, ls="--")
 
 
-def _line(ax, xs, stats, label, **kw):
-    """A line through the means, with a ± std band where there are several seeds."""
-    pts = [(x, s) for x, s in zip(xs, stats) if s.mean is not None]
+def _line(ax, xs, stats, label, bands=None, index: int = 0, of: int = 1, band_color=None, **kw):
+    """A line through the means with its band: ``bands`` (a 95% interval per point) where given,
+    else ± std where there are several seeds. ``index`` of ``of`` lines picks its marker, dashes and
+    small x offset, so lines with equal values stay visible."""
+    pts = [(x, s, b) for x, s, b in zip(xs, stats, bands or [None] * len(xs)) if s.mean is not None]
     if not pts:
         return
-    x = [p[0] for p in pts]
+    shift = (index - (of - 1) / 2) * _OFFSET if of > 1 else 0.0
+    x = [p[0] + shift for p in pts]
     m = [p[1].mean for p in pts]
-    (line,) = ax.plot(x, m, marker="o", ms=3, label=label, **kw)
-    if any(p[1].std is not None for p in pts):
+    kw.setdefault("ls", DASHES[index % len(DASHES)])
+    (line,) = ax.plot(x, m, marker=MARKERS[index % len(MARKERS)], ms=3.5, label=label, **kw)
+    color = band_color or line.get_color()
+    if bands and any(p[2] is not None for p in pts):
+        keep = [(xx, p[2]) for xx, p in zip(x, pts) if p[2] is not None]
+        ax.fill_between([k[0] for k in keep], [k[1][0] for k in keep], [k[1][1] for k in keep], color=color,
+                        alpha=MEDIAN_BAND_ALPHA if band_color else 0.15, lw=0)
+    elif any(p[1].std is not None for p in pts):
         lo = [p[1].mean - (p[1].std or 0) for p in pts]
         hi = [p[1].mean + (p[1].std or 0) for p in pts]
-        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+        ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+
+
+def median_band_rgb() -> tuple[int, int, int]:
+    """The median band's colour on a white background, as the PNG holds it (browser tests)."""
+    from matplotlib.colors import to_rgb
+
+    return tuple(round(255 * (1 - MEDIAN_BAND_ALPHA + MEDIAN_BAND_ALPHA * c)) for c in to_rgb(MEDIAN_BAND))
+
+
+def _key(c: Cell) -> tuple:
+    return (c.variant, c.n, c.k, c.i)
+
+
+def _median_line(ax, g: Group, cells: list[Cell], xs, label=None, index=0, of=1, **kw) -> bool:
+    """The normalized median over N with its 95% band; False when there are no bands."""
+    res = resampled(g)
+    bands = [res.band(_key(c)) for c in cells]
+    kw = {"lw": 2.4, "color": "black", "band_color": MEDIAN_BAND, **kw} if of == 1 else {"lw": 1.6, **kw}
+    _line(ax, xs, [c.relative for c in cells], label or "normalized median", bands, index, of, **kw)
+    return any(b is not None for b in bands)
 
 
 def _task_lines(ax, g: Group, cells: list[Cell], xs) -> None:
-    for t in g.tasks:
+    res = resampled(g)
+    shown = [t for t in g.tasks if not (t in g.flagged and g.track == "decoder")]
+    for i, t in enumerate(shown):
         flagged = t in g.flagged
-        if flagged and g.track == "decoder":
-            continue
         stats = [c.task_stat(t) for c in cells]
-        _line(ax, xs, stats, f"{t} ‡" if flagged else t, lw=1.0, ls="--" if flagged else "-", alpha=0.85)
+        bands = [res.task_band(_key(c), t, g.track == "decoder") for c in cells]
+        _line(ax, xs, stats, f"{t} ‡" if flagged else t, bands, i, len(shown), lw=1.0, alpha=0.85,
+              **({"ls": "--"} if flagged else {}))
 
 
 def _headline(ax, g: Group, cells: list[Cell], xs) -> None:
@@ -119,7 +165,8 @@ def _finish(ax, fig, g: Group, xlabel: str, title: str) -> None:
     ax.set_ylabel(g.value_name if g.track == "glue" else "normalized score (1 = full, 0 = chance)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best", ncol=2)
+    if len(ax.get_legend_handles_labels()[0]) > 1:  # off the data: to the right of the axes
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
     _add_note(fig, g)
 
 
@@ -139,7 +186,7 @@ def draw_per_layer(g: Group) -> Figure:
     if not panels:
         raise NotDrawn("no skip_one / switch records")
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.2 * len(panels), 4.2), squeeze=False)
     for ax, (v, cells) in zip(axes[0], panels):
         xs = [c.i for c in cells]
         _reference(ax, g)
@@ -187,17 +234,33 @@ def draw_variant(g: Group, variant: str) -> Figure:
     if len(cells) < 2:
         raise NotDrawn(f"{variant} has one N only (N={cells[0].n}): a curve needs two")
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.0))
     xs = [c.n for c in cells]
-    _reference(ax, g)
-    _task_lines(ax, g, cells, xs)
-    _headline(ax, g, cells, xs)
-    seeds = max(c.headline.seeds for c in cells)
     what = variant + (f" (k={k})" if k is not None else "")
-    _finish(ax, fig, g, "N (layers 0..N and T−N..T−1 kept)", f"Fig. {PAPER_FIG.get(variant, '4–9')}-style — {what} — {g.title}")
-    band = f" Band: ± one std over {seeds} seeds." if seeds > 1 else ""
+    left.axhline(1.0, color="0.5", lw=0.8, ls="--")
+    left.axhline(0.0, color="0.7", lw=0.8, ls=":")
+    banded = _median_line(left, g, cells, xs)
+    if g.track == "glue":
+        _headline(right, g, cells, xs)
+    _reference(right, g)
+    _task_lines(right, g, cells, xs)
+    fig_no = PAPER_FIG.get(variant, "4–9")
+    _finish(left, fig, g, "N (layers 0..N and T−N..T−1 kept)", f"Fig. {fig_no}-style — {what}: normalized median")
+    left.set_ylabel("normalized median (1 = full, 0 = chance)")
+    _finish(right, fig, g, "N (layers 0..N and T−N..T−1 kept)", f"per benchmark — {g.title}")
     return Figure(f"fig4-9:{variant}", f"fig_{variant}_{g.slug}", f"{what} over N — {g.title}",
-                  f"Per benchmark ({g.value_name}) and {g.headline_name} (black).{band}", _png(fig), g.slug)
+                  f"Left: the normalized median over {', '.join(g.reliable) or 'no benchmark'}; right: per benchmark "
+                  f"({g.value_name})" + (f" and the {g.headline_name} (black)" if g.track == "glue" else "") + ". "
+                  + _band_caption(g, cells, banded), _png(fig), g.slug)
+
+
+def _band_caption(g: Group, cells: list[Cell], banded: bool) -> str:
+    if banded:
+        unit = "evaluation rows and seeds" if g.track == "glue" else "documents"
+        return f"Bands: 95% paired bootstrap intervals over {unit}, per N."
+    why = resampled(g).missing([_key(c) for c in cells]) or "no normalized median"
+    seeds = max(c.headline.seeds for c in cells)
+    return f"No 95% bands: {why}." + (f" Band: ± one std over {seeds} seeds." if seeds > 1 else "")
 
 
 def looped_grid(g: Group):
@@ -230,7 +293,7 @@ def draw_looped_grid(g: Group) -> Figure:
                        "no full-model record to count the layers")
     rows = sorted(grid)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(4.6, 1.6 + 0.75 * len(ks)), max(3.0, 1.4 + 0.36 * len(rows))))
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.8 + 1.0 * len(ks)), max(3.4, 1.4 + 0.5 * len(rows))))
     import numpy as np
 
     data = np.full((len(rows), len(ks)), np.nan)
@@ -239,10 +302,13 @@ def draw_looped_grid(g: Group) -> Figure:
             if k in grid[m]:
                 data[r, c] = grid[m][k]
     im = ax.imshow(data, cmap="magma", aspect="auto")
+    bands = _grid_bands(g, rows, ks)
     for r, m in enumerate(rows):
         for c, k in enumerate(ks):
             if not np.isnan(data[r, c]):
-                ax.text(c, r, f"{data[r, c]:.2f}", ha="center", va="center", fontsize=6,
+                band = bands.get((m, k))
+                text = f"{data[r, c]:.2f}" + (f"\n[{band[0]:.2f}, {band[1]:.2f}]" if band else "")
+                ax.text(c, r, text, ha="center", va="center", fontsize=6,
                         color="white" if data[r, c] < np.nanmean(data) else "black")
         best = max(grid[m], key=grid[m].get)
         ax.add_patch(patches.Rectangle((ks.index(best) - 0.5, r - 0.5), 1, 1, fill=False, ec="cyan", lw=2))
@@ -255,7 +321,22 @@ def draw_looped_grid(g: Group) -> Figure:
     _add_note(fig, g)
     return Figure("fig10", f"fig10_{g.slug}", f"Fig. 10: looped parallel grid — {g.title}",
                   f"{g.headline_name} by layers run in parallel (rows) and iterations k (columns); "
-                  f"boxed: the best k of each row.", _png(fig), g.slug)
+                  f"boxed: the best k of each row" + ("; under each value the 95% interval of its normalized "
+                                                      "median (paired bootstrap)." if bands else
+                                                      "; no intervals (no per-document scores)."), _png(fig), g.slug)
+
+
+def _grid_bands(g: Group, rows, ks) -> dict:
+    """(layers in parallel, k) -> the 95% band of that cell's normalized median."""
+    out = {}
+    for m in rows:
+        n = (g.num_layers - m - 1) // 2
+        for k in ks:
+            key = ("parallel", n, None, None) if k == 1 else ("looped_parallel", n, k, None)
+            band = resampled(g).band(key) if key in g.cells else None
+            if band is not None:
+                out[(m, k)] = band
+    return out
 
 
 def draw_all_variants(g: Group) -> Figure:
@@ -266,20 +347,23 @@ def draw_all_variants(g: Group) -> Figure:
         for k in ks or [None]:
             if v == "looped_parallel" and ks and k != (3 if 3 in ks else ks[0]):
                 continue
-            cells = [c for c in g.series(v, k) if c.headline.mean is not None]
+            cells = [c for c in g.series(v, k) if c.relative.mean is not None]
             if cells:
                 lines.append((v + (f" (k={k})" if k is not None else ""), cells))
     if len(lines) < 2:
-        raise NotDrawn("fewer than two variants with a summary over N")
+        raise NotDrawn("fewer than two variants with a normalized median over N")
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.2, 3.9))
-    _reference(ax, g)
-    for label, cells in lines:
-        _line(ax, [c.n for c in cells], [c.headline for c in cells], label, lw=1.6)
+    fig, ax = plt.subplots(figsize=(8.0, 4.4))
+    ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
+    ax.axhline(0.0, color="0.7", lw=0.8, ls=":")
+    banded = [_median_line(ax, g, cells, [c.n for c in cells], label, i, len(lines))
+              for i, (label, cells) in enumerate(lines)]
     _finish(ax, fig, g, "N (layers 0..N and T−N..T−1 kept)", f"Fig. 11 — all variants — {g.title}")
-    ax.set_ylabel(g.headline_name)
+    ax.set_ylabel("normalized median (1 = full, 0 = chance)")
+    cells = [c for _, cs in lines for c in cs]
     return Figure("fig11", f"fig11_{g.slug}", f"Fig. 11: all variants — {g.title}",
-                  f"{g.headline_name} of every variant over N (bands: ± one std over seeds).", _png(fig), g.slug)
+                  "Normalized median of every variant over N. " + _band_caption(g, cells, any(banded)),
+                  _png(fig), g.slug)
 
 
 def draw_group(g: Group) -> tuple[list[Figure], list[tuple[str, str, str]]]:

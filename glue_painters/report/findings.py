@@ -1,8 +1,20 @@
-"""Does our data support the paper's claims? Each claim is a fixed decision rule over numbers.
+"""Does our data support the paper's claims? Each claim is an effect with a paired interval.
 
-Why rules rather than prose: a report regenerated from new records must be able to change its
-verdicts, and a reader must be able to check them. Every finding is ``supported``,
-``not supported`` or ``not enough data`` and carries the numbers that decided it.
+Why intervals rather than counts of wins: every plan is scored on the same documents, so a
+difference of a few documents between two plans is noise unless the documents say otherwise. Each
+claim (ii)–(vii) is turned into one number, its *effect* (positive = the claim's direction), and
+that number is recomputed on bootstrap resamples of the documents (GLUE: evaluation rows, and
+training seeds where several ran; ``paired.py``). The **verdict rule**: a claim is **supported**
+when the effect's 95% interval, Bonferroni-adjusted over the claims of the report that have one,
+lies above zero; **contradicted** when it lies below zero; otherwise **inconclusive**, with the
+documents that would decide it if the observed effect were the true one (``stats.docs_needed``,
+80% power). A claim whose records carry no per-document scores is inconclusive and says so; one
+with no records to compare is ``not enough data``. Claim (i) is a property of one similarity
+matrix, not a comparison of plans, and keeps its rule (``supported`` / ``not supported``).
+
+Each finding also states the *pattern* the point estimates show under the rules below (the rule
+of the paper's figures: a majority of N, ...), ``holds`` or ``does not hold``; the pattern
+describes, the interval decides.
 
 All comparisons use ``Cell.relative``: the median over the unflagged benchmarks of
 (score − chance) / (full − chance), the seeds' mean for random order (for the decoder this is
@@ -23,18 +35,26 @@ Claims and rules:
 (ii)   middle layers can be skipped with graceful degradation — skip keeps a normalized median
        ≥ ``GRACEFUL_FLOOR`` (0.5) at every N that removes at most ``GRACEFUL_FRACTION`` (1/4) of
        the layers, and ≥ ``GRACEFUL_TOP`` (0.8) at the N that removes the fewest.
+       Effect: the smallest margin over those thresholds.
 (iii)  middle_repeat is the most harmful — middle_repeat has the lowest median among the
        N-variants present (at least two others) at a majority of N.
+       Effect: mean over those N of (the lowest other variant − middle_repeat).
 (iv)   random order beats reverse and skip — random > reverse and random > skip at a majority of N.
-(v)    parallel beats skip — parallel > skip at a majority of N.
+       Effect: the smaller of mean(random − reverse) and mean(random − skip) over N.
+(v)    parallel beats skip — parallel > skip at a majority of N. Effect: mean(parallel − skip).
 (vi-a) looping helps parallel — looped_parallel (k=3, else the smallest k > 1) > parallel at a
-       majority of N.
+       majority of N. Effect: mean(looped − parallel).
 (vi-b) the best k grows with the number of parallel layers — over the Fig. 10 grid rows (at least
        ``MIN_ROWS`` rows with two or more k), Spearman's rank correlation between the layers in
-       parallel and the row's best k is ≥ ``RHO_MIN`` (0.5).
+       parallel and the row's best k is ≥ ``RHO_MIN`` (0.5). Effect: that correlation (0 when the
+       best k is the same in every row).
 (vii)  math (GSM8K) and ARC degrade fastest — decoder only: averaged over every N-variant cell
        where all unflagged benchmarks have a score, each of GSM8K / ARC-Easy / ARC-Challenge that
-       is not at chance scores below every other unflagged benchmark.
+       is not at chance scores below every other unflagged benchmark. Effect: the lowest other
+       benchmark's mean normalized score − the highest of GSM8K / ARC's.
+
+Every effect is a difference of normalized scores (or a correlation), computed on the same
+resampled documents for every plan, so its interval is paired.
 """
 
 from __future__ import annotations
@@ -42,9 +62,20 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from .. import stats
 from .data import Cell, Group, Similarity
+from .paired import LEVEL, Resampled, resampled
 
 SUPPORTED, NOT_SUPPORTED, NO_DATA = "supported", "not supported", "not enough data"
+CONTRADICTED, INCONCLUSIVE = stats.CONTRADICTED, stats.INCONCLUSIVE
+HOLDS, FAILS = "holds", "does not hold"
+RULE = ("Verdicts: supported (contradicted) only when the effect's 95% paired bootstrap interval over "
+        "documents (GLUE: evaluation rows and seeds), Bonferroni-adjusted over the {m} claims of this report "
+        "with an interval (each at {level:.2%}), lies entirely above (below) zero; otherwise inconclusive, "
+        "with the documents that would decide it at the observed effect (80% power). The pattern column says "
+        "whether the point estimates show the paper's pattern; it does not decide.")
 MAJORITY = 0.75
 GRACEFUL_FLOOR, GRACEFUL_TOP, GRACEFUL_FRACTION = 0.5, 0.8, 0.25
 MIN_ROWS, RHO_MIN = 3, 0.5
@@ -68,12 +99,50 @@ class Finding:
     claim: str  # key of CLAIMS
     subject: str  # group title or similarity model
     status: str
-    evidence: str  # the numbers that decided it
+    evidence: str  # the numbers of the pattern (and why a claim is inconclusive)
     numbers: dict = field(default_factory=dict)
+    pattern: str | None = None  # HOLDS / FAILS: the point estimates under the rule above
+    effect: np.ndarray | None = field(default=None, repr=False)  # (1 + resamples,): observed, then draws
+    units: int = 0  # documents / evaluation rows behind the effect
+    unit_name: str = "documents"
+    seeds: str = ""  # seeds per plan behind it
+    interval: stats.Interval | None = None
+    docs_needed: int | None = None
 
     @property
     def text(self) -> str:
         return CLAIMS[self.claim]
+
+
+def decide(f: Finding, level: float = LEVEL) -> Finding:
+    """The verdict of a finding with an effect: the rule of the module docstring at ``level``."""
+    if f.effect is None:
+        return f
+    f.interval = stats.interval_of(f.effect[0], f.effect[1:], level, f.units)
+    f.status = stats.verdict(f.interval, +1)
+    f.docs_needed = stats.docs_needed(f.interval) if f.status == INCONCLUSIVE else None
+    return f
+
+
+def _judge(f: Finding, g: Group, keys, effect) -> Finding:
+    """``f`` (its status the pattern's) decided by ``effect(resampled)`` over the cells ``keys``."""
+    if f.status == NO_DATA:
+        return f
+    f.pattern = HOLDS if f.status == SUPPORTED else FAILS
+    res = resampled(g)
+    why = res.missing(list(keys))
+    if why:
+        f.status, f.evidence = INCONCLUSIVE, f"{why}; {f.evidence}"
+        return f
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f.effect = np.asarray(effect(res), dtype=float)
+    f.units, f.seeds = res.docs, res.seed_text(keys)
+    f.unit_name = "evaluation rows" if g.track == "glue" else "documents"
+    return decide(f)
+
+
+def _key(variant: str, n: int, k: int | None = None) -> tuple:
+    return (variant, n, k if variant == "looped_parallel" else None, None)
 
 
 def _f(x: float | None) -> str:
@@ -139,7 +208,8 @@ def _comparable(g: Group, *series: dict[int, float]) -> list[int]:
     return sorted(n for n in common if (_middle(g, n) or 2) > 1)
 
 
-def _beats(g: Group, claim: str, winner: str, losers: list[str], w: dict, ls: list[dict]) -> Finding:
+def _beats(g: Group, claim: str, winner: str, losers: list[str], w: dict, ls: list[dict], keys=None) -> Finding:
+    """``keys``: N -> cell key, for the winner then each loser (default: the variants' own cells)."""
     ns = _comparable(g, w, *ls)
     if not ns:
         return Finding(claim, g.title, NO_DATA, f"no N where {winner} and {', '.join(losers)} all have a score "
@@ -149,7 +219,15 @@ def _beats(g: Group, claim: str, winner: str, losers: list[str], w: dict, ls: li
     ev = (f"{winner} higher at {len(wins)}/{len(ns)} N ({', '.join(map(str, ns))}); mean margin " +
           ", ".join(f"vs {lo} {m:+.2f}" for lo, m in margins.items()))
     status = SUPPORTED if len(wins) >= MAJORITY * len(ns) else NOT_SUPPORTED
-    return Finding(claim, g.title, status, ev, {"n": ns, "wins": wins, "mean_margin": margins})
+    f = Finding(claim, g.title, status, ev, {"n": ns, "wins": wins, "mean_margin": margins})
+    keys = keys or [lambda n, v=v: _key(v, n) for v in [winner] + losers]
+    cells = [kf(n) for kf in keys for n in ns]
+
+    def effect(res: Resampled):
+        return np.min([np.mean([res.rel(keys[0](n)) - res.rel(lk(n)) for n in ns], axis=0) for lk in keys[1:]],
+                      axis=0)
+
+    return _judge(f, g, cells, effect)
 
 
 # ---- (ii)–(vii) --------------------------------------------------------------------------------------------
@@ -169,8 +247,12 @@ def skip_finding(g: Group) -> Finding:
     ev = (f"skip median {skip[top]:.2f} with {T - 2 * top - 1}/{T} layers removed (N={top}); lowest "
           f"{skip[worst]:.2f} at N={worst} ({T - 2 * worst - 1}/{T} removed) among N removing ≤ "
           f"{GRACEFUL_FRACTION:.0%}; rule: ≥ {GRACEFUL_TOP} and ≥ {GRACEFUL_FLOOR}")
-    return Finding("ii", g.title, SUPPORTED if ok else NOT_SUPPORTED, ev,
-                   {"by_n": {n: skip[n] for n in small}, "T": T})
+    f = Finding("ii", g.title, SUPPORTED if ok else NOT_SUPPORTED, ev, {"by_n": {n: skip[n] for n in small}, "T": T})
+
+    def effect(res: Resampled):  # the smallest margin over the thresholds
+        return np.min([res.rel(_key("skip", n)) - (GRACEFUL_TOP if n == top else GRACEFUL_FLOOR) for n in small], axis=0)
+
+    return _judge(f, g, [_key("skip", n) for n in small], effect)
 
 
 def repeat_finding(g: Group) -> Finding:
@@ -189,7 +271,15 @@ def repeat_finding(g: Group) -> Finding:
           "; ".join(f"N={n}: {mr[n]:.2f} vs next {runner[n][1]} {runner[n][0]:.2f}" for n in ns[:6]) +
           (" …" if len(ns) > 6 else ""))
     status = SUPPORTED if len(lowest) >= MAJORITY * len(ns) else NOT_SUPPORTED
-    return Finding("iii", g.title, status, ev, {"n": ns, "lowest": lowest})
+    f = Finding("iii", g.title, status, ev, {"n": ns, "lowest": lowest})
+    k = _default_k(g)
+    rivals = {n: [_key(v, n, k) for v, s in others.items() if n in s] for n in ns}
+
+    def effect(res: Resampled):  # mean over N of (the lowest other variant - middle_repeat)
+        return np.mean([np.min([res.rel(o) for o in rivals[n]], axis=0) - res.rel(_key("middle_repeat", n))
+                        for n in ns], axis=0)
+
+    return _judge(f, g, [_key("middle_repeat", n) for n in ns] + [o for n in ns for o in rivals[n]], effect)
 
 
 def random_finding(g: Group) -> Finding:
@@ -213,7 +303,8 @@ def looping_finding(g: Group) -> Finding:
     p = _rel(g, "parallel")
     if k is None or not p:
         return Finding("vi-a", g.title, NO_DATA, _missing(g, ["parallel"]) if not p else "no looped_parallel records with k > 1")
-    return _beats(g, "vi-a", f"looped_parallel k={k}", ["parallel"], _rel(g, "looped_parallel", k), [p])
+    return _beats(g, "vi-a", f"looped_parallel k={k}", ["parallel"], _rel(g, "looped_parallel", k), [p],
+                  keys=[lambda n: _key("looped_parallel", n, k), lambda n: _key("parallel", n)])
 
 
 def relative_grid(g: Group) -> dict[int, dict[int, float]]:
@@ -243,10 +334,29 @@ def best_k_finding(g: Group) -> Finding:
     best = {m: max(grid[m], key=grid[m].get) for m in rows}
     ev = "best k by layers in parallel: " + ", ".join(f"{m}→{best[m]}" for m in rows)
     if len(set(best.values())) == 1:
-        return Finding("vi-b", g.title, NOT_SUPPORTED, ev + f" (the same k in every row)", {"best": best, "rho": None})
-    rho = float(spearmanr(rows, [best[m] for m in rows]).statistic)
-    ev += f"; Spearman ρ = {rho:+.2f} (rule: ≥ {RHO_MIN})"
-    return Finding("vi-b", g.title, SUPPORTED if rho >= RHO_MIN else NOT_SUPPORTED, ev, {"best": best, "rho": rho})
+        f = Finding("vi-b", g.title, NOT_SUPPORTED, ev + " (the same k in every row)", {"best": best, "rho": None})
+    else:
+        rho = float(spearmanr(rows, [best[m] for m in rows]).statistic)
+        ev += f"; Spearman ρ = {rho:+.2f} (rule: ≥ {RHO_MIN})"
+        f = Finding("vi-b", g.title, SUPPORTED if rho >= RHO_MIN else NOT_SUPPORTED, ev, {"best": best, "rho": rho})
+    T = g.num_layers
+    cells = {m: {k: (_key("parallel", (T - m - 1) // 2) if k == 1 else _key("looped_parallel", (T - m - 1) // 2, k))
+                 for k in sorted(grid[m])} for m in rows}
+    return _judge(f, g, [c for row in cells.values() for c in row.values()], lambda res: _best_k_rho(res, rows, cells))
+
+
+def _best_k_rho(res: Resampled, rows: list[int], cells: dict) -> np.ndarray:
+    """Spearman's ρ between the layers in parallel and each row's best k, per resample (0 where
+    the best k is the same in every row: no growth)."""
+    from scipy.stats import rankdata
+
+    best = np.stack([np.asarray(list(cells[m]))[np.argmax(np.stack([res.rel(c) for c in cells[m].values()], axis=1),
+                                                           axis=1)] for m in rows], axis=1).astype(float)
+    rk = rankdata(best, axis=1)
+    rr = rankdata(np.asarray(rows, dtype=float))
+    dx, dy = rk - rk.mean(axis=1, keepdims=True), rr - rr.mean()
+    den = np.sqrt((dx ** 2).sum(axis=1) * (dy ** 2).sum())
+    return np.where(den > 0, (dx * dy).sum(axis=1) / np.where(den > 0, den, 1), 0.0)
 
 
 def _cells_all_tasks(g: Group) -> list[Cell]:
@@ -272,7 +382,14 @@ def task_finding(g: Group) -> Finding:
     ranked = sorted(g.reliable, key=mean.get)
     ev = (f"mean normalized score over {len(cells)} variant×N cells: " +
           ", ".join(f"{t} {mean[t]:.2f}" for t in ranked) + note)
-    return Finding("vii", g.title, SUPPORTED if ok else NOT_SUPPORTED, ev, {"mean": mean, "judged": judged})
+    f = Finding("vii", g.title, SUPPORTED if ok else NOT_SUPPORTED, ev, {"mean": mean, "judged": judged})
+    keys = [(c.variant, c.n, c.k, c.i) for c in cells]
+
+    def effect(res: Resampled):  # the lowest other benchmark's mean minus the highest of GSM8K / ARC's
+        m = {t: np.mean([res.norm(k, t) for k in keys], axis=0) for t in g.reliable}
+        return np.min([m[t] for t in others], axis=0) - np.max([m[t] for t in judged], axis=0)
+
+    return _judge(f, g, keys, effect)
 
 
 def group_findings(g: Group) -> list[Finding]:
@@ -284,17 +401,46 @@ def group_findings(g: Group) -> list[Finding]:
 
 
 def all_findings(groups: list[Group], sims: list[Similarity]) -> list[Finding]:
+    """Every finding, its verdict decided at the Bonferroni-adjusted level of the report (``level``)."""
     out = [similarity_finding(s) for s in sims]
     if not sims:
         out.append(Finding("i", "—", NO_DATA, "no similarity_*.json report"))
     for g in groups:
         out += group_findings(g)
+    level = adjusted_level(out)
+    for f in out:
+        decide(f, level)
     order = list(CLAIMS)
     return sorted(out, key=lambda f: order.index(f.claim))
 
 
+def adjusted_level(findings: list[Finding]) -> float:
+    return stats.bonferroni(LEVEL, sum(f.effect is not None for f in findings))
+
+
+def rule_text(findings: list[Finding]) -> str:
+    return RULE.format(m=sum(f.effect is not None for f in findings), level=adjusted_level(findings))
+
+
+def columns(f: Finding) -> list[str]:
+    """The findings table's cells: claim, subject, verdict, effect [interval], documents, seeds,
+    documents needed, pattern and its numbers."""
+    iv = f.interval
+    effect = "–" if iv is None else iv.text(2)
+    needed = "" if f.docs_needed is None else f"{f.docs_needed:,}"
+    pattern = f"{f.pattern}: " if f.pattern else ""
+    return [f"({f.claim}) {f.text}", f.subject, f.status, effect, f"{f.units:,}" if f.units else "–",
+            f.seeds or "–", needed, pattern + f.evidence]
+
+
+HEADER = ["claim", "subject", "verdict", "effect [interval]", "documents / rows", "seeds", "documents needed",
+          "pattern (point estimates)"]
+
+
 def markdown_table(findings: list[Finding]) -> str:
-    lines = ["| claim | subject | verdict | numbers |", "|---|---|---|---|"]
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for f in findings:
-        lines.append(f"| ({f.claim}) {f.text} | {f.subject} | **{f.status}** | {f.evidence.replace('|', '/')} |")
+        c = [x.replace("|", "/") for x in columns(f)]
+        c[2] = f"**{c[2]}**"
+        lines.append("| " + " | ".join(c) + " |")
     return "\n".join(lines)

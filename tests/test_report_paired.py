@@ -1,0 +1,96 @@
+"""Verdicts from paired intervals on designed stores whose true effect is known: a clear effect is
+supported, no effect is inconclusive with the documents that would decide it, a reversed effect is
+contradicted, and a store written before records kept per-document scores is inconclusive and
+says to re-run. Claim (v), parallel beats skip, is the example; the rule is the same for all."""
+
+from __future__ import annotations
+
+import pytest
+
+from test_report_fixtures import DOCS, decoder_quality, write_decoder_store, write_glue_store
+
+from glue_painters import stats
+from glue_painters.cli import main
+from glue_painters.per_item import NO_SCORES
+from glue_painters.report.data import load_groups
+from glue_painters.report.findings import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, adjusted_level, all_findings,
+                                           parallel_finding)
+from glue_painters.report.paired import resampled
+
+TASKS = ("lambada_openai", "arc_easy", "hellaswag")
+
+
+def _parallel_minus_skip(delta):
+    """The designed store with parallel = skip + ``delta`` (normalized) at every N."""
+    def quality(variant, n, T=10, k=None, seed=None, i=None):
+        if variant == "parallel":
+            return decoder_quality("skip", n, T, k, seed, i) + delta
+        return decoder_quality(variant, n, T, k, seed, i)
+    return quality
+
+
+def _finding(root, **kw):
+    write_decoder_store(root, tasks=TASKS, **kw)
+    (g,) = load_groups(root)
+    return g, parallel_finding(g)
+
+
+@pytest.mark.parametrize("delta, want", [(0.08, SUPPORTED), (-0.08, CONTRADICTED)])
+def test_a_clear_effect_is_decided_in_its_direction(tmp_path, delta, want):
+    g, f = _finding(tmp_path, quality=_parallel_minus_skip(delta))
+    assert f.status == want and f.interval.level == 0.95
+    assert f.interval.estimate == pytest.approx(delta, abs=1e-4)  # the documents' means are the design
+    assert f.interval.low < f.interval.estimate < f.interval.high
+    assert f.units == DOCS * len(TASKS) and f.docs_needed is None and f.seeds == "1"
+
+
+def test_no_effect_is_inconclusive_with_the_documents_needed(tmp_path):
+    g, f = _finding(tmp_path, quality=_parallel_minus_skip(0.004), noise=0.5)
+    assert f.status == INCONCLUSIVE and f.interval.low < 0 < f.interval.high
+    assert f.docs_needed > 3 * f.units
+    # the rule: with the observed effect and spread, that many documents give an interval clear of 0
+    assert f.docs_needed == stats.docs_needed(f.interval)
+
+
+def test_an_old_store_is_inconclusive_and_says_to_rerun(tmp_path, capsys):
+    g, f = _finding(tmp_path / "results", per_item=False)
+    assert f.pattern == "holds" and f.status == INCONCLUSIVE and f.interval is None
+    assert f.evidence.startswith(NO_SCORES)
+    rc = main(["report", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "out")])
+    assert rc == 0
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert NO_SCORES in md and "No 95% bands" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("  (") and not x.startswith("  (i)")]
+    assert lines and all(" inconclusive " in x or " not enough data " in x for x in lines)
+
+
+def test_random_averages_its_seeds_document_by_document(tmp_path):
+    g, _ = _finding(tmp_path)
+    res = resampled(g)
+    key = ("random", 1, None, None)
+    assert res.seeds[key] == 3
+    # observed normalized median = the mean of the seeds' designed qualities (1 - 0.05 m + 0.01 (seed - 1))
+    assert res.rel(key)[0] == pytest.approx(1 - 0.05 * 7, abs=1e-4)
+
+
+def test_bonferroni_over_the_claims_of_the_report(tmp_path):
+    write_decoder_store(tmp_path, tasks=TASKS)
+    write_glue_store(tmp_path, modes=("probe",), tasks=("rte", "sst2"))
+    findings = all_findings(load_groups(tmp_path), [])
+    judged = [f for f in findings if f.interval is not None]
+    assert len(judged) >= 10
+    assert adjusted_level(findings) == pytest.approx(1 - 0.05 / len(judged))
+    assert all(f.interval.level == adjusted_level(findings) for f in judged)
+    for f in judged:  # no verdict rests on an interval that includes zero
+        assert (f.status == INCONCLUSIVE) == (f.interval.low <= 0 <= f.interval.high), f
+
+
+def test_glue_effects_are_recomputed_from_row_predictions(tmp_path):
+    write_glue_store(tmp_path, modes=("probe",), tasks=("rte", "sst2", "cola"))
+    (g,) = load_groups(tmp_path)
+    f = parallel_finding(g)
+    # the fixture's predictions reach the designed scores to a row, so the paired estimate is the
+    # records' own margin to within a row's worth
+    assert f.interval.estimate == pytest.approx(f.numbers["mean_margin"]["skip"], abs=0.02)
+    assert f.unit_name == "evaluation rows" and f.units == 3 * 277 and f.seeds == "2"
+    assert f.status == CONTRADICTED
