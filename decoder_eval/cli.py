@@ -12,13 +12,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from glue_painters.cli_options import add_grid_options, grid_overrides, output_file, output_folder
+from glue_painters.cli_options import (add_data_dir, add_grid_options, add_report, add_results, grid_overrides,
+                                        output_file, output_folder)
 from glue_painters.errors import UserError
 from glue_painters.results import DEFAULT_ROOT, ResultsStore, atomic_write_text
 
 from glue_painters.yamlfile import read_yaml
 
-from .data import DATA_ENV
 from .heal_pairs import heal_pairs, render_pairs
 from .summary import group_records, render, summarize
 from .sweep import CONFIG_KEYS, TRACK, load_config, parse_config, process_state, run_sweep
@@ -174,11 +174,8 @@ def add_subparsers(sub) -> None:
     run.add_argument("--task-path", action="append", metavar="DIR",
                      help="a folder of lm-eval task YAMLs whose tasks 'tasks'/--tasks may name (lm-eval's "
                           "--include_path); repeatable, added to the config's task_paths")
-    run.add_argument("--data-dir", metavar="DIR",
-                     help=f"benchmark folder laid out like shared/data (default: ${DATA_ENV}, else "
-                          f"../shared/data next to the checkout); 'hub' loads the datasets by name")
-    run.add_argument("--results", metavar="DIR",
-                     help="results store folder (default: $PAINTERS_RESULTS, else ./results)")
+    add_data_dir(run)  # 'hub' loads the datasets by name
+    add_results(run)
     run.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or auto (default: config, else auto)")
     run.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "auto"],
                      help="model dtype (default: config, else bfloat16 on CUDA and float32 on CPU)")
@@ -187,7 +184,7 @@ def add_subparsers(sub) -> None:
                           "prompts per generate call for GSM8K (default: config, else 16)")
     run.add_argument("--log-samples", action="store_true",
                      help="also keep per-item requests, outputs and scores in a JSONL file next to each record")
-    run.add_argument("--report", metavar="FILE.md", help="also write the summary tables and the command to FILE.md")
+    add_report(run)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--dry-run", action="store_true",
                      help="list the plans, what is already in the store and an estimated time; run nothing")
@@ -202,6 +199,6 @@ def add_subparsers(sub) -> None:
         description="Print normalized-median tables (variant x N -> median, per-task columns) from the "
                     "records in a results store: one table per model, dtype and healed state.")
     summ.add_argument("config", nargs="?", help="only this sweep config's model and tasks")
-    summ.add_argument("--results", metavar="DIR", help="results store folder (default: $PAINTERS_RESULTS, else ./results)")
+    add_results(summ)
     summ.add_argument("--raw", action="store_true", help="show raw primary-metric scores instead of normalized ones")
     summ.set_defaults(func=_summary)

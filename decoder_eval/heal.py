@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glue_painters import adapters
-from glue_painters.cli_options import output_folder
+from glue_painters.cli_options import add_data_dir, add_device, add_model, add_results, output_folder
 from glue_painters.results import DEFAULT_ROOT, ResultsStore, record_key
 from glue_painters.rewire import num_layers
 
@@ -177,15 +177,15 @@ def heal_eval(adapter, *, tasks=None, limit=None, data_dir=None, results_dir=Non
 def _scoring_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", nargs="+", default=None, help=f"benchmarks to score before and after (default: {' '.join(DEFAULT_TASKS)})")
     p.add_argument("--limit", type=int, default=None, help="score the first N items of each task (default: all)")
-    p.add_argument("--data-dir", default=None, help="benchmark data directory (default: ../shared/data layout or $PAINTERS_DATA)")
-    p.add_argument("--results", default=None, help="results store folder (default ./results or $PAINTERS_RESULTS)")
-    p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
+    add_data_dir(p)
+    add_results(p)
+    add_device(p)
     p.add_argument("--dtype", default=None, help="float32, bfloat16 ... (default: bfloat16 on CUDA, float32 on CPU)")
     p.add_argument("--batch-size", type=int, default=16, help="scoring batch size (default 16)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="smollm2", help="model alias, hub id or path (default smollm2)")
+    add_model(p)
     p.add_argument("--plan", default=None, help="the plan to heal (required): a variant spec (skip:n=8) or plan text")
     p.add_argument("--corpus", default=None, help="healing text: .txt (blank-line separated) or .jsonl with 'text' "
                    "(default: WikiText-2 train from the data dir, else its validation split)")

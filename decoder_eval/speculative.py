@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from glue_painters.cli_options import add_data_dir, add_device, add_model
 from glue_painters.errors import UserError
 from glue_painters.jsonl import jsonl_records
 from glue_painters.speculative import SpecResult, greedy_outputs, speculative_run  # noqa: F401
@@ -152,7 +153,7 @@ def add_subparsers(sub) -> None:
         "model verifies, so the output is the full model's. Reports acceptance, tokens per verification, ms per "
         "token and the speed-up over plain greedy decoding timed in the same run, and checks greedy output is "
         "exact (exit 1 if not).")
-    p.add_argument("--model", default="smollm2", help="alias, local folder or hub id (default: smollm2)")
+    add_model(p)
     p.add_argument("--plans", nargs="+", required=True, metavar="PLAN",
                    help="draft plans: variant specs (skip:n=8, parallel:n=10, looped_parallel:n=10,k=3) or plan text")
     p.add_argument("--prompts", default="gsm8k:8,wikitext:8", help="prompt sets, SOURCE:N comma separated "
@@ -166,8 +167,7 @@ def add_subparsers(sub) -> None:
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--top-k", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder laid out like shared/data (default: $PAINTERS_DATA, "
-                   "else ../shared/data)")
+    add_device(p, "cpu")
+    add_data_dir(p)
     p.add_argument("--out", metavar="PATH", help="write PATH.md and PATH.json (e.g. reports/speculative_smollm2_cpu)")
     p.set_defaults(func=_run_cli)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from glue_painters.cli_options import add_results
 from glue_painters.errors import UserError
 from glue_painters.search.cli import search_commands
 from glue_painters.search.cli_setup import (argv_tail, budget_list, calibration_options, load_scores, memo_for,
@@ -48,7 +49,7 @@ def add_subparsers(sub) -> None:
                         "text the search never saw, so a gap against the calibration perplexity shows overfitting "
                         "to the calibration set")
     v.add_argument("--heldout-docs", type=int, default=16, help="texts of --heldout-text to use (default 16)")
-    v.add_argument("--results", default=None, help="results store root (default $PAINTERS_RESULTS or results)")
+    add_results(v)
     v.add_argument("--summary", default=None,
                    help="summary JSON to write (default reports/search_verdict_<model>.json)")
     v.set_defaults(func=cmd_verdict)

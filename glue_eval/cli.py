@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from glue_painters.cli_options import add_grid_options
+from glue_painters.cli_options import add_data_dir, add_grid_options, add_report, add_results
 from glue_painters.errors import UserError
 
 
@@ -54,12 +54,9 @@ def add_subparsers(sub) -> None:
 
 
 def _common(p) -> None:
-    p.add_argument("--results", default=None, metavar="DIR",
-                   help="results store folder (default: $PAINTERS_RESULTS or ./results)")
-    p.add_argument("--data-dir", default=None, metavar="D",
-                   help="GLUE JSON Lines folder (default: $PAINTERS_DATA or ../shared/data/glue next to the repo)")
-    p.add_argument("--report", default=None, metavar="FILE",
-                   help="also write the table as Markdown to FILE (with the command that made it)")
+    add_results(p)
+    add_data_dir(p, "glue")
+    add_report(p, "the table as Markdown, with the command that made it,")
 
 
 def _config(args):

@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 
+from glue_painters.cli_options import add_data_dir
 from glue_painters.errors import UserError
 
 from .hparams import FinetuneHParams
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training seed (head init, data order, dropout; default 0)")
     p.add_argument("--output-dir", "--output_dir", dest="output_dir", required=True,
                    help="folder for the fine-tuned model and tokenizer, metrics.json and checkpoints")
-    p.add_argument("--data-dir", default=None, help="GLUE JSON Lines folder (default: $PAINTERS_DATA or ../shared/data/glue)")
+    add_data_dir(p, "glue")
     p.add_argument("--limit-train", type=int, default=None, help="train on a fixed random subset of this many rows")
     p.add_argument("--limit-eval", type=int, default=None, help="evaluate on a fixed random subset of this many rows")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in --output-dir")

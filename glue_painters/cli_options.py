@@ -109,3 +109,31 @@ def grid_overrides(args, raw, *, from_file: bool) -> dict:
     if "model" not in out and not from_file:
         raise UserError("give a sweep config file or --model (and the grid flags)")
     return out
+
+
+# ---- the options every command spells the same way -------------------------------------------------
+# Defined once so that a flag means one thing (and says the same default) in every subcommand.
+def add_results(parser, what: str = "results store folder") -> None:
+    parser.add_argument("--results", default=None, metavar="DIR",
+                        help=f"{what} (default: $PAINTERS_RESULTS, else ./results)")
+
+
+def add_data_dir(parser, track: str = "") -> None:
+    sub = f"/{track}" if track else ""
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help=f"data folder laid out like shared/data{sub} (default: $PAINTERS_DATA, else "
+                             f"../shared/data{sub} beside the checkout)")
+
+
+def add_device(parser, default: str | None = None) -> None:
+    parser.add_argument("--device", default=default, metavar="DEV",
+                        help=f"cpu, cuda, cuda:N or auto (default: {default or 'cuda if available, else cpu'})")
+
+
+def add_report(parser, what: str = "the summary tables and the command that made them") -> None:
+    parser.add_argument("--report", default=None, metavar="FILE.md", help=f"also write {what} to FILE.md")
+
+
+def add_model(parser, default: str | None = "smollm2", extra: str = "") -> None:
+    parser.add_argument("--model", default=default, metavar="MODEL",
+                        help=f"model alias, local folder or hub id (default: {default or 'none'}){extra}")

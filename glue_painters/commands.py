@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .cli_options import output_file, output_folder
+from .cli_options import add_device, add_model, output_file, output_folder
 from .errors import UserError
 
 PLAN_HELP = (
@@ -37,7 +37,7 @@ def add_subparsers(sub) -> None:
     p = sub.add_parser("similarity", help="hidden-state cosine similarity between layers (Fig. 3): JSON + PNG",
                        description="Mean cosine similarity between the hidden states at every pair of layer "
                                    "boundaries, padding masked, over a text; writes OUT.json and OUT.png.")
-    p.add_argument("--model", default="smollm2", help="model alias, hub id or local path (default: smollm2)")
+    add_model(p)
     p.add_argument("--plan", default="full", help=PLAN_HELP + " (default: full)")
     p.add_argument("--text", default=None,
                    help="a .txt file (blank-line separated paragraphs) or .jsonl with a 'text'/'sentence' field "
@@ -46,7 +46,7 @@ def add_subparsers(sub) -> None:
     p.add_argument("--max-length", type=int, default=128, help="truncate each paragraph to this many tokens (default 128)")
     p.add_argument("--batch-size", type=int, default=8, help="paragraphs per forward pass (default 8)")
     p.add_argument("--out", default=None, help="output path without suffix (default: reports/similarity_<model>)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    add_device(p)
     p.set_defaults(func=cmd_similarity)
 
     p = sub.add_parser("models", help="list the model aliases, where their weights come from, and what is installed")

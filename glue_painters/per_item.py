@@ -28,7 +28,14 @@ NO_SCORES = "no per-document scores in these records (re-run with this version)"
 
 
 def compact_value(x):
-    """An int when ``x`` is a whole number, else ``x`` rounded to ``DIGITS`` significant digits."""
+    """An int when ``x`` is a whole number, else ``x`` rounded to ``DIGITS`` significant digits.
+    lm-eval's per-document values are not always numbers: a rolling task's word perplexity is a
+    (loglikelihood, words) pair, a generation task may keep a string; pairs are compacted element
+    by element, anything else that is not a number is kept as it is."""
+    if isinstance(x, (tuple, list)):
+        return [compact_value(v) for v in x]
+    if x is None or isinstance(x, str):
+        return x
     if isinstance(x, (bool, np.bool_)):
         return int(x)
     if isinstance(x, (int, np.integer)):

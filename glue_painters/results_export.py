@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .cli_options import output_file
+from .cli_options import add_results, output_file
 from .errors import UserError
 from .plans import PlanError
 from .results import DEFAULT_ROOT, ResultsStore, atomic_write_bytes, atomic_write_text
@@ -81,7 +81,7 @@ def add_subparsers(sub) -> None:
     e = cmds.add_parser("export", help="every record as one row (CSV, JSON Lines or Parquet)",
                         description="Write every record of a results store as a table: one row per record, with "
                                     "its variant spec, plan, task and each metric with its standard error.")
-    e.add_argument("--results", default=None, help=f"results folder (default: $PAINTERS_RESULTS or {DEFAULT_ROOT})")
+    add_results(e)
     e.add_argument("--track", choices=["decoder", "glue"], default=None, help="only this track (default: both)")
     e.add_argument("--out", required=True, help="output file; its suffix picks the format: .csv, .jsonl or .parquet")
     e.set_defaults(func=_export)

@@ -139,3 +139,11 @@ def test_painters_report_on_a_real_tiny_sweep(tmp_path, data_dir):
     res = resampled(g)
     assert set(res.units) <= {"arc_easy", "hellaswag"} and all(n == 2 for n in res.units.values())
     assert (tmp_path / "o" / "report.html").is_file()
+
+
+def test_lm_eval_pairs_and_strings_are_kept_compactly():
+    from glue_painters.per_item import compact
+
+    rows = [{"word_perplexity": (-410.61749267578125, 15), "acc": 1, "pred": "7"},
+            {"word_perplexity": (-3.0, 2), "acc": 0, "pred": None}]
+    assert compact(rows) == {"word_perplexity": [[-410.617, 15], [-3, 2]], "acc": [1, 0], "pred": ["7", None]}

@@ -9,6 +9,7 @@ import argparse
 import shlex
 import sys
 
+from ..cli_options import add_results
 from ..errors import UserError
 
 
@@ -91,7 +92,7 @@ def add_subparsers(sub) -> None:
                     "tables and findings, into OUT/report.html (self-contained) and OUT/report.md. Figures "
                     "the records cannot support are listed with the reason.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", metavar="DIR", help="results store (default: $PAINTERS_RESULTS, else ./results)")
+    add_results(p)
     p.add_argument("--out", metavar="DIR", default="reports", help="output folder (default: reports)")
     p.add_argument("--track", choices=["decoder", "glue", "all"], default="all", help="which track (default: all)")
     p.add_argument("--model", action="append", metavar="NAME",

@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..cli_options import add_data_dir, add_device, add_model
 from ..errors import UserError
 
 
@@ -29,9 +30,9 @@ def calibration_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-docs", type=int, default=8, help="use the first this many texts (default 8)")
     g.add_argument("--max-length", type=int, default=64, help="truncate each text to this many tokens (default 64)")
     g.add_argument("--batch-size", type=int, default=8, help="texts per forward pass (default 8)")
-    g.add_argument("--data-dir", default=None, help="benchmark data folder (default: $PAINTERS_DATA or ../shared/data)")
-    p.add_argument("--model", default="smollm2", help="model alias, hub id or local path (default smollm2)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    add_data_dir(g)
+    add_model(p)
+    add_device(p)
     p.add_argument("--out", default="results/search_state",
                    help="folder for the loss cache and run files (default results/search_state)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
