@@ -115,7 +115,7 @@ def save_result(store: ResultsStore, key: dict, spec: PlanSpec, result: TaskResu
                    "seconds_per_plan": round(result.seconds / max(1, result.plans_in_pass), 3)},
         "versions": versions(), "config": config or {}, "samples_file": samples_file,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {}),
-        **({} if result.higher_is_better else {"higher_is_better": False}),
+        **({} if getattr(result, "higher_is_better", True) else {"higher_is_better": False}),
     }
     if result.per_item:
         record["per_item"] = compact_per_item(result.per_item)
