@@ -63,6 +63,8 @@ class SummaryRow:
     median_std: float | None
     scores: dict[str, float | None] = field(default_factory=dict)  # normalized (reliable tasks)
     raw: dict[str, float | None] = field(default_factory=dict)  # primary metric, mean over seeds
+    plan: str = ""  # the plan text (random: one per permutation seed, so their count)
+    stderr: dict[str, float | None] = field(default_factory=dict)  # of ``raw``: the records' stderr, combined
 
 
 @dataclass
@@ -129,6 +131,9 @@ def summarize(records: list[dict], tasks: list[str] | None = None) -> Summary:
         by_seed = groups[key]
         norm: dict[str, list[float]] = defaultdict(list)
         raw: dict[str, list[float]] = defaultdict(list)
+        errors: dict[str, list[float | None]] = defaultdict(list)
+        plans = {r["plan"]["text"] if isinstance(r.get("plan"), dict) else str(r.get("plan"))
+                 for recs in by_seed.values() for r in recs.values()}
         medians = []
         for seed_records in by_seed.values():
             seed_norm = []
@@ -138,6 +143,7 @@ def summarize(records: list[dict], tasks: list[str] | None = None) -> Summary:
                     continue
                 score = rec["metrics"][rec["primary_metric"]]
                 raw[t].append(score)
+                errors[t].append((rec.get("stderr") or {}).get(rec["primary_metric"]))
                 info = rel[t]
                 if info.ok:
                     value = (score - info.chance) / (info.full - info.chance)
@@ -150,7 +156,8 @@ def summarize(records: list[dict], tasks: list[str] | None = None) -> Summary:
             statistics.mean(medians) if medians else None,
             statistics.stdev(medians) if len(medians) > 1 else None,
             {t: statistics.mean(norm[t]) if norm[t] else None for t in tasks},
-            {t: statistics.mean(raw[t]) if raw[t] else None for t in tasks}))
+            {t: statistics.mean(raw[t]) if raw[t] else None for t in tasks},
+            next(iter(plans)) if len(plans) == 1 else f"{len(plans)} plans", {t: _mean_se(errors[t]) for t in tasks}))
     subset = {t: full[t]["key"]["subset"] if t in full else None for t in tasks}
     return Summary(tasks, primary, rel, rows, subset)
 
@@ -172,6 +179,13 @@ def group_records(records: list[dict]) -> dict[tuple, list[dict]]:
     return out
 
 
+def _mean_se(errors: list) -> float | None:
+    """Standard error of a mean of independent estimates with these errors (None if one is unknown)."""
+    if not errors or any(e is None for e in errors):
+        return None
+    return math.sqrt(sum(e * e for e in errors)) / len(errors)
+
+
 def _fmt(x: float | None, std: float | None = None) -> str:
     if x is None:
         return "–"
@@ -183,28 +197,34 @@ def render(summary: Summary, raw: bool = False) -> str:
     (flagged tasks: raw score in parentheses). ``raw=True`` gives the raw primary scores."""
     flagged = set(summary.flagged)
     heads = [f"{t} ‡" if t in flagged else t for t in summary.tasks]
-    lines = ["| variant | N | k | seeds | " + ("median (norm.)" if not raw else "") + " | " + " | ".join(heads) + " |",
-             "|---|---:|---:|---:|---:|" + "---:|" * len(summary.tasks)]
+    lines = ["| variant | N | k | seeds | plan | " + ("median (norm.)" if not raw else "") + " | " + " | ".join(heads) + " |",
+             "|---|---:|---:|---:|---|---:|" + "---:|" * len(summary.tasks)]
     for row in summary.rows:
         cells = []
         for t in summary.tasks:
+            se = row.stderr.get(t)
             if raw:
-                cells.append(_fmt(row.raw.get(t)))
+                cells.append(_fmt(row.raw.get(t), se))
             elif t in flagged:
                 cells.append(f"({_fmt(row.raw.get(t))})")
             else:
-                cells.append(_fmt(row.scores.get(t)))
+                info = summary.reliability[t]
+                cells.append(_fmt(row.scores.get(t), None if se is None else se / (info.full - info.chance)))
         median = "" if raw else _fmt(row.median, row.median_std)
+        plan = row.plan if len(row.plan) <= 40 else row.plan[:37] + "…"
         lines.append(f"| {row.label} | {'' if row.n is None else row.n} | {'' if row.k is None else row.k} | "
-                     f"{row.seeds if row.seeds > 1 else ''} | {median} | " + " | ".join(cells) + " |")
+                     f"{row.seeds if row.seeds > 1 else ''} | `{plan}` | {median} | " + " | ".join(cells) + " |")
     lines.append("")
     used = [t for t in summary.tasks if t not in flagged]
     prim = ", ".join(f"{t}: {summary.primary[t]}" for t in summary.tasks)
     if raw:
-        lines.append(f"Raw primary metric per task ({prim}).")
+        lines.append(f"Raw primary metric per task ({prim}), ± its standard error (lm-eval's, over documents; "
+                     f"for several seeds the error of their mean).")
     else:
-        lines.append(f"Normalized score = (score − chance) / (full − chance) on each task's primary metric ({prim}); "
-                     f"median over {', '.join(used) if used else 'no task'}.")
+        lines.append(f"Normalized score = (score − chance) / (full − chance) on each task's primary metric ({prim}), "
+                     f"± its standard error over documents; median over {', '.join(used) if used else 'no task'} "
+                     f"(± the spread over permutation seeds). Differences between plans: `painters report` gives "
+                     f"paired intervals.")
     for t in summary.tasks:
         if t in flagged:
             lines.append(f"‡ {t}: {summary.reliability[t].why}: normalized score not computed, raw score in "

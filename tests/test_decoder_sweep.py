@@ -254,3 +254,20 @@ def test_grid_flags_replace_config_keys_and_are_checked_like_yaml(tmp_path, tiny
     assert "'permutation_seeds' as a count must be at least 1" in capsys.readouterr().err
     assert main(["decoder", "run", "--variants", "skip", "--dry-run"]) == 2
     assert "give a sweep config file or --model" in capsys.readouterr().err
+
+
+def test_summary_table_has_a_plan_column_and_standard_errors():
+    def rec(variant, score, se, plan, **params):
+        r = _rec(variant, "a", score, **params)
+        return dict(r, stderr={"acc": se}, plan={"text": plan})
+
+    records = [rec("full", 0.65, 0.04, "0-7"), rec("skip", 0.45, 0.05, "0-1,6-7", n=1),
+               rec("random", 0.4, 0.03, "0-1,4,2,5,3,6-7", n=1, seed=0),
+               rec("random", 0.5, 0.04, "0-1,3,5,2,4,6-7", n=1, seed=1)]
+    s = summarize(records, ["a"])
+    skip, rand = (next(r for r in s.rows if r.variant == v) for v in ("skip", "random"))
+    assert skip.plan == "0-1,6-7" and rand.plan == "2 plans" and rand.stderr["a"] == pytest.approx(0.025)
+    raw = render(s, raw=True)
+    assert "| `0-1,6-7` |" in raw and "0.45±0.05" in raw and "0.45±0.03" in raw  # random: mean 0.45, SE 0.025
+    assert "± its standard error" in render(s)
+    assert f"{0.5:.2f}±{0.05 / 0.4:.2f}" in render(s)  # skip normalized: (0.45-0.25)/(0.65-0.25), SE/0.4
