@@ -15,6 +15,7 @@ The model is used as given (device, dtype); nothing is left rewired afterwards.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -25,6 +26,7 @@ from glue_painters.variants import resolve
 
 from .generation import Generator
 from .loglikelihood import LoglikelihoodScorer
+from .progress import PassProgress
 from .tasks import TASKS, TaskData, get_task, sample_record
 
 
@@ -99,10 +101,13 @@ class Evaluator:
         return len(self.prepare(data).batches) * n_plans
 
     def run(self, data: TaskData, plans: Sequence[Plan], log_samples: bool = False, primary: str | None = None,
-            on_result: Callable[[str, TaskResult], None] | None = None) -> dict[str, TaskResult]:
+            on_result: Callable[[str, TaskResult], None] | None = None,
+            resume: tuple[Path, dict] | None = None) -> dict[str, TaskResult]:
         """Every plan's ``TaskResult`` on one task, keyed by plan text. ``on_result(text, result)``
         is called as each plan's result is ready: all at the end of a loglikelihood pass (the
-        plans share it), one by one for generation."""
+        plans share it), one by one for generation. ``resume=(folder, key)`` keeps each finished
+        batch of a loglikelihood pass under ``folder`` (``progress.PassProgress``), so a pass
+        killed midway continues where it stopped."""
         task = data.task
         primary = primary or task.primary
         if primary not in task.metrics:
@@ -135,10 +140,13 @@ class Evaluator:
                 finish(plan.text, texts, time.perf_counter() - start, 1)
         else:
             start = time.perf_counter()
-            raw = self.scorer.score(prepared, unique, self.progress)
+            checkpoint = PassProgress.of(resume[0], resume[1], prepared, unique) if resume else None
+            raw = self.scorer.score(prepared, unique, self.progress, checkpoint)
             seconds = time.perf_counter() - start
             for plan in unique:
                 finish(plan.text, raw[plan.text], seconds, len(unique))
+            if checkpoint is not None:
+                checkpoint.finish()  # the records are written (finish -> on_result): nothing to resume
         return out
 
 

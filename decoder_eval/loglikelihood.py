@@ -94,15 +94,24 @@ class LoglikelihoodScorer:
 
     @torch.no_grad()
     def score(self, prepared: Prepared, plans: Sequence[Plan],
-              progress: Callable[[int], None] | None = None) -> dict[str, list[tuple[float, bool]]]:
-        """Per plan text, ``(loglikelihood, is_greedy)`` of every request."""
+              progress: Callable[[int], None] | None = None, checkpoint=None) -> dict[str, list[tuple[float, bool]]]:
+        """Per plan text, ``(loglikelihood, is_greedy)`` of every request. ``checkpoint`` (a
+        ``progress.PassProgress``) supplies batches finished before and keeps each new one."""
         unique = list({p.text: p for p in plans}.values())
         if not prepared.batches:
             return {p.text: fold([], prepared.owners) if prepared.owners else [] for p in unique}
         sample = prepared.batches[-1].input_ids[0, :8].tolist()
         trie = PlanTrie(unique, share=self._sharing(sample))
         out = {p.text: [None] * prepared.n_requests for p in unique}
-        for batch in prepared.batches:
+        for index, batch in enumerate(prepared.batches):
+            done = checkpoint.load(index) if checkpoint is not None else None
+            if done is not None:
+                for text, rows in done.items():
+                    for request, ll, greedy in rows:
+                        out[text][request] = (ll, greedy)
+                if progress is not None:
+                    progress(len(done))
+                continue
             b = batch.to(self.device)
             inputs = {"input_ids": b.input_ids, "attention_mask": b.attention_mask, "position_ids": b.position_ids}
 
@@ -117,6 +126,8 @@ class LoglikelihoodScorer:
                     progress(1)
 
             walk(self.model, trie, inputs, on_plan)
+            if checkpoint is not None:
+                checkpoint.save(index, {text: [(r, *out[text][r]) for r, _, _ in b.spans] for text in out})
         if prepared.owners is not None:
             out = {text: fold(results, prepared.owners) for text, results in out.items()}
         return out

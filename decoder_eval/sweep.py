@@ -117,7 +117,7 @@ def save_result(store: ResultsStore, key: dict, spec: PlanSpec, result: TaskResu
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {}),
         **({} if getattr(result, "higher_is_better", True) else {"higher_is_better": False}),
     }
-    if result.per_item:
+    if getattr(result, "per_item", None):  # results made elsewhere (the search's verdict) may have none
         record["per_item"] = compact_per_item(result.per_item)
     return store.put(TRACK, key, record)
 
@@ -191,7 +191,9 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples:
     extra = {"device": device} | ({"process": state.process_index} if state.num_processes > 1 else {})
     tracker = Tracker(wandb, Path(store.root), dict(cfg.wandb or {}))  # runs in <results>/wandb/offline-run-*
     write = _writer(store, cfg, config_record, extra, found, _logged(tracker, cfg, on_record))
-    _evaluate(evaluator, data, todo, write, cfg, log_samples, progress and state.is_main_process, device)
+    resume = (store.root / TRACK, {"model": fingerprint, "dtype": dtype, "code": SCORING_VERSION,
+                                   "batch_size": batch_size or cfg.batch_size, "process": state.process_index})
+    _evaluate(evaluator, data, todo, write, cfg, log_samples, progress and state.is_main_process, device, resume)
     state.wait_for_everyone()  # the other processes' records are all in the store now
     ordered = []
     for name in data:
@@ -249,8 +251,10 @@ def _writer(store, cfg, config_record, extra, found, on_record) -> Callable[[Pla
     return write
 
 
-def _evaluate(evaluator: Evaluator, data, todo, write, cfg, log_samples: bool, progress: bool, device: str) -> None:
-    """Evaluate every pending plan, one pass per task (plans with equal text share one result)."""
+def _evaluate(evaluator: Evaluator, data, todo, write, cfg, log_samples: bool, progress: bool, device: str,
+              resume: tuple | None = None) -> None:
+    """Evaluate every pending plan, one pass per task (plans with equal text share one result).
+    ``resume=(folder, key)``: each pass keeps its finished batches there (``progress``)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -270,7 +274,8 @@ def _evaluate(evaluator: Evaluator, data, todo, write, cfg, log_samples: bool, p
                     write(spec, key, result)
 
             evaluator.run(data[name], [s.plan for s, _ in pending], log_samples, cfg.primary_metric.get(name),
-                          on_result=store_plan)
+                          on_result=store_plan,
+                          resume=(resume[0], dict(resume[1], task=name, subset=data[name].subset)) if resume else None)
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
 

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -141,7 +142,12 @@ class ResultsStore:
         if not self.root.is_dir():
             return 0
         now = time.time()
-        for p in self.root.glob("*/*/.*.tmp"):
+        for folder in self.root.glob("*/.progress/*"):  # a task pass's finished batches (decoder_eval.progress)
+            newest = max((f.stat().st_mtime for f in folder.iterdir()), default=folder.stat().st_mtime)
+            if now - newest > PROGRESS_DAYS * 86400:  # an abandoned pass: the sweep changed before it resumed
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        for p in [*self.root.glob("*/*/.*.tmp"), *self.root.glob("*/.progress/*/.*.tmp")]:
             m = _TMP_NAME.match(p.name)
             try:
                 stale = now - p.stat().st_mtime > max_age_hours * 3600 or (m and not _alive(int(m.group(1))))
@@ -153,6 +159,7 @@ class ResultsStore:
         return removed
 
 
+PROGRESS_DAYS = 7
 _WARNED: set[Path] = set()
 _TMP_NAME = re.compile(r"^\..+?\.(\d+)\.[^.]+\.tmp$")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,3 +70,53 @@ def test_a_sweep_recomputes_a_damaged_record_and_cleans_leftovers(tmp_path, data
     again = S.run_sweep(cfg, results_dir=tmp_path, **run)
     assert again.written == 1 and again.skipped == len(first.records) - 1
     assert again.records[1]["metrics"] == first.records[1]["metrics"] and not leftover.exists()
+
+
+def test_a_pass_killed_between_batches_resumes_there_with_the_same_records(tmp_path, data_dir, monkeypatch):
+    """Finished batches of a loglikelihood pass are kept: a kill mid-pass loses at most one batch,
+    the resumed pass computes only the rest, and its records equal an uninterrupted run's."""
+    from decoder_eval import loglikelihood as L
+
+    words = "the cat sat on the mat and looked at the dog who ran".split()
+    docs = [" ".join(words[(i + j) % len(words)] for j in range(45)) for i in range(3)]  # ~200 bytes: a row each
+    (data_dir / "lambada_openai/test.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    cfg = S.parse_config({"model": "tiny", "variants": ["full", "skip", "parallel"], "n": [1],
+                          "tasks": ["lambada_openai"], "batch_size": 1})  # 3 documents: 3 batches
+    model, tok = tiny_lm("llama"), byte_tokenizer()
+    run = dict(data_dir=data_dir, model=model, tokenizer=tok, progress=False)
+    whole = S.run_sweep(cfg, results_dir=tmp_path / "a", **run)
+    assert not list((tmp_path / "a").rglob(".progress/*"))  # removed once the records are written
+
+    calls = []
+    real_walk = L.walk
+
+    def walk_then_die(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return real_walk(*args, **kwargs)
+
+    monkeypatch.setattr(L, "walk", walk_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        S.run_sweep(cfg, results_dir=tmp_path / "b", **run)
+    kept = list((tmp_path / "b").rglob(".progress/*/*.json"))
+    assert len(kept) == 2 and not list(ResultsStore(tmp_path / "b").records("decoder"))
+    calls.clear()
+    again = S.run_sweep(cfg, results_dir=tmp_path / "b", **run)
+    n_batches = len(kept) + len(calls)
+    assert n_batches == 3 and len(calls) == 1  # two finished batches were read, one computed
+    assert [r["metrics"] for r in again.records] == [r["metrics"] for r in whole.records]
+    assert [r["per_item"] for r in again.records] == [r["per_item"] for r in whole.records]
+    assert not list((tmp_path / "b").rglob(".progress/*"))
+
+
+def test_abandoned_pass_progress_is_removed_after_a_week(tmp_path):
+    store = ResultsStore(tmp_path)
+    old = tmp_path / "decoder" / ".progress" / "abc"
+    new = tmp_path / "decoder" / ".progress" / "def"
+    for folder in (old, new):
+        folder.mkdir(parents=True)
+        (folder / "0.json").write_text("{}")
+    stale = time.time() - 8 * 86400
+    os.utime(old / "0.json", (stale, stale))
+    assert store.clean_stale() == 1 and not old.exists() and new.exists()
