@@ -28,6 +28,7 @@ from glue_painters import adapters
 from glue_painters.cli_options import add_data_dir, add_device, add_model, add_results, output_folder
 from glue_painters.results import DEFAULT_ROOT, ResultsStore, record_key
 from glue_painters.rewire import num_layers
+from glue_painters.tracking import Tracker, run_config, run_group
 
 from .evaluate import evaluate_plans, load_tasks
 from .heal_pairs import healing_label, plan_label, render_pairs, score_rows
@@ -94,8 +95,11 @@ def _source(model):
 
 def heal(model_name: str, spec: str, *, tasks=None, limit=None, corpus=None, data_dir=None, results_dir=None,
          out_dir=None, cfg: HealConfig = HealConfig(), device=None, dtype=None, batch_size: int = 16,
-         max_docs: int | None = None, model=None, tokenizer=None) -> dict:
+         max_docs: int | None = None, model=None, tokenizer=None, wandb: bool = False) -> dict:
     """Evaluate ``spec`` on ``model_name``, heal it with LoRA, evaluate again; store both.
+
+    ``wandb``: the healing is one W&B run (id from the adapter's identity: model, plan, settings),
+    with Trainer's loss curve while it trains and the before/after scores in its summary.
 
     Returns ``{"before": {task: metrics}, "after": {...}, "adapter": path, "note": str, ...}``.
     A before-score already in the store (from a sweep with the same subset) is reused. Under
@@ -127,15 +131,25 @@ def heal(model_name: str, spec: str, *, tasks=None, limit=None, corpus=None, dat
     scoring = _Scoring(ResultsStore(results_dir), data, tok, pspec, fingerprint, dtype, model_name, batch_size,
                        {"corpus": meta["corpus"], "adapter": str(out / "adapter")})
     before = scoring.scores(model) if state.is_main_process else None
+    tracker = Tracker(wandb and state.is_main_process, Path(results_dir or DEFAULT_ROOT))
+    run = tracker.start(record_key({"heal": settings, "model": fingerprint, "plan": pspec.plan.hash}),
+                        name=f"heal {pspec.spec.text}", group=run_group(model_name, "heal", "heal", pspec.spec),
+                        job_type="heal", config=run_config(track="decoder", model=model_name, spec=pspec.spec,
+                                                           plan=pspec.plan, task="+".join(data), mode="heal",
+                                                           **{f"heal/{k}": v for k, v in settings.items()}))
     start = time.perf_counter()
-    peft_model = train_lora(model, tok, pspec.plan, documents, cfg, out, device)
+    peft_model = train_lora(model, tok, pspec.plan, documents, cfg, out, device, ["wandb"] if run else None)
     train_seconds = time.perf_counter() - start
     after = None
     if state.is_main_process:
         adapters.save_adapter(peft_model, out / "adapter", dict(meta, train_seconds=round(train_seconds, 1)))
         after = scoring.scores(peft_model.get_base_model(), settings)
+    if run is not None:
+        run.summary.update({f"{when}/{t}/{m}": v for when, scores in (("unhealed", before), ("healed", after))
+                            for t, metrics in scores.items() for m, v in metrics.items() if isinstance(v, (int, float))})
+        run.finish()
     state.wait_for_everyone()
-    return {"before": before, "after": after, "adapter": str(out / "adapter"), "note": note,
+    return {"before": before, "after": after, "adapter": str(out / "adapter"), "note": note, "wandb": tracker.finish(),
             "plan": pspec.plan.text, "label": plan_label(pspec.variant, pspec.param_dict, pspec.plan.text),
             "heal": settings, "documents": len(documents), "train_seconds": round(train_seconds, 1)}
 
@@ -198,6 +212,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-batch-size", type=int, default=HealConfig.batch_size, help=f"blocks per step and device (default {HealConfig.batch_size})")
     p.add_argument("--seed", type=int, default=HealConfig.seed, help="training seed (default 0)")
     p.add_argument("--out", default=None, help="where the adapter goes (default runs/heal/<model>-<plan hash>)")
+    p.add_argument("--wandb", action="store_true", help="log the healing as a W&B run: the training loss and the "
+                   "scores before and after (offline unless WANDB_MODE is set)")
     _scoring_arguments(p)
     p.set_defaults(func=run_cli)
 
@@ -232,7 +248,7 @@ def run_cli(args) -> int:
                      batch_size=args.train_batch_size, seed=args.seed)
     out = heal(args.model, args.plan, tasks=args.tasks, limit=args.limit, corpus=args.corpus, data_dir=args.data_dir,
                results_dir=args.results, out_dir=args.out, cfg=cfg, device=args.device, dtype=args.dtype,
-               batch_size=args.batch_size, max_docs=args.max_docs)
+               batch_size=args.batch_size, max_docs=args.max_docs, wandb=args.wandb)
     if out["after"] is None:  # not the main process: it trained, the main one scores and prints
         return 0
     if out["note"]:
@@ -240,6 +256,8 @@ def run_cli(args) -> int:
     print(f"plan {out['plan']}: LoRA trained {cfg.steps} steps on {out['documents']} corpus documents in "
           f"{out['train_seconds']} s; adapter in {out['adapter']}")
     _print_table(out)
+    if out["wandb"]:
+        print(out["wandb"])
     return 0
 
 

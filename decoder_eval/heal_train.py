@@ -88,7 +88,8 @@ def corpus_blocks(tokenizer, documents: list[str], seq_len: int):
     return Dataset.from_dict({"input_ids": blocks, "labels": blocks})
 
 
-def train_lora(model, tokenizer, plan: Plan, documents: list[str], cfg: HealConfig, out_dir: Path, device: str):
+def train_lora(model, tokenizer, plan: Plan, documents: list[str], cfg: HealConfig, out_dir: Path, device: str,
+               report_to: list[str] | None = None):
     """Inject LoRA into the layers ``plan`` runs, train it under ``plan``; returns the PeftModel.
 
     The adapters go into the *original* layer modules (so a layer the plan runs twice trains one
@@ -104,7 +105,7 @@ def train_lora(model, tokenizer, plan: Plan, documents: list[str], cfg: HealConf
     args = TrainingArguments(
         output_dir=str(out_dir / "trainer"), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.lr, lr_scheduler_type="cosine", warmup_steps=max(1, cfg.steps // 10),
-        logging_steps=max(1, cfg.steps // 10), save_strategy="no", report_to=[], seed=cfg.seed,
+        logging_steps=max(1, cfg.steps // 10), save_strategy="no", report_to=report_to or [], seed=cfg.seed,
         use_cpu=not device.startswith("cuda"), bf16=device.startswith("cuda"), remove_unused_columns=False,
         disable_tqdm=False,
     )

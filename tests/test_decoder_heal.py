@@ -139,3 +139,19 @@ def test_corpus_is_recorded_relative_to_the_data_dir(tmp_path):
     inside, outside = tmp_path / "wikitext2" / "train.txt", tmp_path.parent / "mine.txt"
     assert _corpus_name(inside, tmp_path) == "data:wikitext2/train.txt"
     assert _corpus_name(outside, tmp_path) == str(outside)
+
+
+def test_heal_logs_one_wandb_run_with_its_loss_and_both_scores(tmp_path, corpus, monkeypatch):
+    from test_glue_single_run import wandb_history
+
+    for var in ("WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_RUN_GROUP"):
+        monkeypatch.delenv(var, raising=False)
+    data = make_data_dir(tmp_path / "data")
+    out = heal.heal("tiny", "skip:n=2", tasks=["arc_easy"], corpus=corpus, data_dir=data, results_dir=tmp_path / "r",
+                    out_dir=tmp_path / "run", cfg=CFG, model=tiny_lm("llama"), tokenizer=byte_tokenizer(), wandb=True)
+    (run,) = list((tmp_path / "r" / "wandb").glob("offline-run-*"))
+    rows = wandb_history(next(run.glob("run-*.wandb")), lambda rows: any("train/loss" in r for r in rows))
+    assert any("train/loss" in r for r in rows)  # Trainer's curve while the adapter trains
+    blob = next(run.glob("run-*.wandb")).read_bytes()
+    assert b"healed/arc_easy/acc" in blob and b"unhealed/arc_easy/acc" in blob and b"skip:n=2" in blob
+    assert "wandb sync" in out["wandb"]
