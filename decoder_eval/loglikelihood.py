@@ -61,6 +61,7 @@ class LoglikelihoodScorer:
         self.batch_size = batch_size
         self.pack = pack and can_pack(model)
         self.share_prefix = share_prefix
+        self.timing: dict[str, float] | None = None  # set to {} to get wall seconds per phase (prefix.walk)
         self._checked = False
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = pad if pad is not None else 0
@@ -116,7 +117,7 @@ class LoglikelihoodScorer:
                 if progress is not None:
                     progress(1)
 
-            walk(self.model, trie, inputs, on_plan)
+            walk(self.model, trie, inputs, on_plan, self.timing)
         if prepared.owners is not None:
             out = {text: fold(results, prepared.owners) for text, results in out.items()}
         return out

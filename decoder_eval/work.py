@@ -49,30 +49,34 @@ class Shapes:
     heads: int
     head_dim: int
     hidden: int
-    vocab: int
+    vocab: int  # rows of the output head (a classifier's labels for an encoder)
+    layer_io: tuple[int, ...] = ()  # sum of (in + out) features over each layer's linears: activation traffic
+    causal: bool = True  # False: every token attends to its whole row (an encoder)
 
     @classmethod
-    def of(cls, model) -> "Shapes":
+    def of(cls, model, causal: bool = True, head_rows: int | None = None) -> "Shapes":
         """From a (possibly meta-device) model: its own modules, whatever the architecture."""
         from glue_painters.rewire import original_layers
 
         config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-        params = tuple(sum(m.weight.numel() for m in layer.modules() if isinstance(m, torch.nn.Linear))
-                       for layer in original_layers(model))
+        linears = [[m for m in layer.modules() if isinstance(m, torch.nn.Linear)] for layer in original_layers(model)]
+        params = tuple(sum(m.weight.numel() for m in ms) for ms in linears)
+        io = tuple(sum(m.in_features + m.out_features for m in ms) for ms in linears)
         heads = config.num_attention_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
         out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-        vocab = out.weight.shape[0] if out is not None else config.vocab_size
-        return cls(params, heads, head_dim, config.hidden_size, vocab)
+        vocab = head_rows or (out.weight.shape[0] if out is not None else config.vocab_size)
+        return cls(params, heads, head_dim, config.hidden_size, vocab, io, causal)
 
     @classmethod
-    def from_config(cls, config, causal: bool = True) -> "Shapes":
-        """Without weights: the model built on the meta device (no memory, no time)."""
+    def from_config(cls, config, causal: bool = True, head_rows: int | None = None) -> "Shapes":
+        """Without weights: the model built on the meta device (no memory, no time). An encoder
+        (``causal=False``) is built headless; ``head_rows`` is then its classifier's labels."""
         from transformers import AutoModel, AutoModelForCausalLM
 
         with torch.device("meta"):
             model = (AutoModelForCausalLM if causal else AutoModel).from_config(config)
-        return cls.of(model)
+        return cls.of(model, causal, head_rows)
 
     def layer_flops(self, layer: int) -> int:
         return 2 * self.layer_params[layer]
@@ -217,8 +221,12 @@ def loglikelihood_work(shapes: Shapes, plans: Sequence[Plan], prepared, share: b
         rows, width = batch.input_ids.shape
         lengths = batch.lengths or (width,) * rows
         real = sum(lengths)
-        pairs_needed = sum(int(_depths(batch, b, n).add(1).sum()) for b, n in enumerate(lengths))
-        pairs_run = rows * width * width if batch.attention_mask is not None else rows * width * (width + 1) // 2
+        if shapes.causal:
+            pairs_needed = sum(int(_depths(batch, b, n).add(1).sum()) for b, n in enumerate(lengths))
+        else:
+            pairs_needed = sum(n * n for n in lengths)  # plain rows only: an encoder sees its whole row
+        masked = batch.attention_mask is not None or not shapes.causal
+        pairs_run = rows * width * width if masked else rows * width * (width + 1) // 2
         _layer_work(work, shapes, need, real, executed=False)
         _layer_work(work, shapes, done, rows * width, executed=True)
         attention = work.phases["attention"]
@@ -267,3 +275,29 @@ def sweep_work(shapes: Shapes, plans: Sequence[Plan], prepared: Sequence, share:
         total.add(generation_work(shapes, plans, p) if isinstance(p, PreparedGeneration)
                   else loglikelihood_work(shapes, plans, p, share))
     return total
+
+
+def predict_seconds(shapes: Shapes, plans: Sequence[Plan], prepared, flops: float, bandwidth: float,
+                    bytes_per_value: int = 2, share: bool = True) -> dict[str, float]:
+    """Roofline time of the engine's executed work on an accelerator doing ``flops`` FLOP/s and
+    ``bandwidth`` bytes/s: each layer execution on a batch takes the longer of its matmul FLOPs and
+    its traffic (weights once, activations in and out of every linear); attention and the head
+    likewise. Why per batch: a small batch on a large model is bandwidth-bound, and that is what a
+    first GPU run of a wide sweep with few documents meets. Returns seconds per phase."""
+    unique = list({p.text: p for p in plans}.values())
+    done = engine_executions(unique, share)
+    out = {"prefix": 0.0, "suffix": 0.0, "attention": 0.0, "lm_head": 0.0}
+    for batch in prepared.batches:
+        rows, width = batch.input_ids.shape
+        tokens = rows * width
+        for layer, served in done:
+            compute = shapes.layer_flops(layer) * tokens / flops
+            traffic = (shapes.layer_params[layer] + tokens * shapes.layer_io[layer]) * bytes_per_value / bandwidth
+            out["prefix" if served > 1 else "suffix"] += max(compute, traffic)
+            pairs = rows * width * width
+            kv = 3 * tokens * shapes.heads * shapes.head_dim * bytes_per_value  # q, k, v read once (flash)
+            out["attention"] += max(pairs * shapes.pair_flops / flops, kv / bandwidth)
+        scored = len(batch.rows)
+        head_traffic = (shapes.hidden * shapes.vocab + scored * (shapes.hidden + shapes.vocab)) * bytes_per_value
+        out["lm_head"] += len(unique) * max(scored * shapes.logit_flops / flops, head_traffic / bandwidth)
+    return out
