@@ -235,7 +235,7 @@ def loglikelihood_work(shapes: Shapes, plans: Sequence[Plan], prepared, share: b
         scored = len(set(zip(batch.rows.tolist(), batch.nodes.tolist())))
         head = work.phases["lm_head"]
         head.required += len(unique) * scored * shapes.logit_flops
-        head.executed += len(unique) * (len(batch.rows) if share else rows * width) * shapes.logit_flops
+        head.executed += len(unique) * (scored if share else rows * width) * shapes.logit_flops
         work.tokens_required += real
         work.tokens_executed += rows * width
         work.executions_required += len(need) * real
@@ -297,7 +297,7 @@ def predict_seconds(shapes: Shapes, plans: Sequence[Plan], prepared, flops: floa
             pairs = rows * width * width
             kv = 3 * tokens * shapes.heads * shapes.head_dim * bytes_per_value  # q, k, v read once (flash)
             out["attention"] += max(pairs * shapes.pair_flops / flops, kv / bandwidth)
-        scored = len(batch.rows)
+        scored = len(set(zip(batch.rows.tolist(), batch.nodes.tolist())))
         head_traffic = (shapes.hidden * shapes.vocab + scored * (shapes.hidden + shapes.vocab)) * bytes_per_value
         out["lm_head"] += len(unique) * max(scored * shapes.logit_flops / flops, head_traffic / bandwidth)
     return out

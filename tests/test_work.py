@@ -54,8 +54,8 @@ def test_flops_by_hand():
     assert w["prefix"].executed == 4 * 12 * lf and w["suffix"].executed == 10 * 12 * lf
     # attention pairs: ancestors (1+2+3+4+4+5) + (1+2) = 22 needed; the masked 2 x 6 x 6 block run
     assert w["attention"].required == 13 * 22 * 128 and w["attention"].executed == 14 * 72 * 128
-    # head: 3 distinct scored positions, 4 gathered, per plan
-    assert w["lm_head"].required == 3 * 3 * 2 * 32 * 97 and w["lm_head"].executed == 3 * 4 * 2 * 32 * 97
+    # head: 3 distinct scored positions (node 2 is read twice), per plan
+    assert w["lm_head"].required == w["lm_head"].executed == 3 * 3 * 2 * 32 * 97
     plain = loglikelihood_work(shapes, PLANS, prepared, share=False).phases
     assert plain["prefix"].executed == 0 and plain["suffix"].executed == 22 * 12 * lf
     assert plain["lm_head"].executed == 3 * 12 * 2 * 32 * 97
@@ -72,9 +72,11 @@ def test_executed_is_what_the_engine_runs(data_dir, pack):
     prepared = scorer.prepare([it.requests for it in data.items])
     scorer._sharing(prepared.batches[-1].input_ids[0, :8].tolist())  # the one-time check, not counted
     shapes = Shapes.of(model)
-    seen = []
+    seen, head_rows = [], []
     hooks = [layer.register_forward_hook(lambda m, a, o, i=i: seen.append((i, a[0].shape[0] * a[0].shape[1])))
              for i, layer in enumerate(original_layers(model))]
+    hooks.append(model.get_output_embeddings().register_forward_hook(
+        lambda m, a, o: head_rows.append(a[0].shape[:-1].numel())))
     try:
         scorer.score(prepared, plans)
     finally:
@@ -83,6 +85,9 @@ def test_executed_is_what_the_engine_runs(data_dir, pack):
     work = sweep_work(shapes, plans, [prepared])
     ran = sum(shapes.layer_flops(i) * n for i, n in seen)
     assert ran == work.phases["prefix"].executed + work.phases["suffix"].executed
+    assert sum(head_rows) * shapes.logit_flops == work.phases["lm_head"].executed
+    if pack:  # the choices of an item share their context's last node: its logits are computed once
+        assert work.phases["lm_head"].executed == work.phases["lm_head"].required
     assert work.tokens_executed == sum(b.input_ids.numel() for b in prepared.batches)
     assert work.tokens_required == prepared.n_tokens
     assert 1.0 < work.ratio < 2.0
@@ -112,3 +117,17 @@ def test_work_ratio_is_one_without_waste(share):
     w = loglikelihood_work(Shapes.of(tiny.make("llama")), [Plan.parse("0-7")], prepared, share)
     assert w.phases["suffix"].ratio == 1.0 and w.phases["attention"].ratio == 1.0
     assert w.phases["lm_head"].ratio == (1.0 if share else 3.0)
+
+
+def test_scorer_times_each_phase(data_dir):
+    """``scorer.timing`` gets wall seconds per phase: shared branches, plan ends, the head."""
+    model, tok = tiny_lm("llama"), byte_tokenizer()
+    scorer = LoglikelihoodScorer(model, tok, batch_size=3)
+    data = load_tasks(["arc_easy"], data_dir)["arc_easy"]
+    prepared = scorer.prepare([it.requests for it in data.items])
+    scorer.timing = {}
+    scorer.score(prepared, PLANS)
+    assert set(scorer.timing) == {"prefix", "suffix", "lm_head"} and min(scorer.timing.values()) > 0
+    scorer.share_prefix, scorer.timing = False, {}
+    scorer.score(prepared, PLANS)
+    assert set(scorer.timing) == {"suffix", "lm_head"}
