@@ -131,3 +131,23 @@ def test_scorer_times_each_phase(data_dir):
     scorer.share_prefix, scorer.timing = False, {}
     scorer.score(prepared, PLANS)
     assert set(scorer.timing) == {"suffix", "lm_head"}
+
+
+def test_gpu_prediction_is_compute_or_traffic_bound_by_hand():
+    """``predict_seconds``: the longer of FLOPs at the stated rate and bytes at the stated bandwidth."""
+    from decoder_eval.work import predict_seconds
+
+    row = Row()
+    row.add([1, 2, 3])
+    row.targets.append(Target(0, [2], [4]))
+    prepared = Prepared(make_batches([row], 1, 0), 1, True)
+    shapes, plan = Shapes.of(tiny.make("llama")), [Plan.parse("0-7")]
+    per_layer, io = 7680, (32 + 32) * 2 + (32 + 16) * 2 + (32 + 48) * 3  # weights; in + out of each linear
+    assert shapes.layer_io == (io,) * 8
+    fast_memory = predict_seconds(shapes, plan, prepared, flops=1e9, bandwidth=1e30)
+    assert fast_memory["suffix"] == pytest.approx(8 * 3 * 2 * per_layer / 1e9)
+    assert fast_memory["attention"] == pytest.approx(8 * 9 * 128 / 1e9)  # a plain row: 3 x 3 pairs counted
+    assert fast_memory["lm_head"] == pytest.approx(2 * 32 * 97 / 1e9)
+    fast_math = predict_seconds(shapes, plan, prepared, flops=1e30, bandwidth=1.0)
+    assert fast_math["suffix"] == pytest.approx(8 * (per_layer + 3 * io) * 2)
+    assert fast_math["lm_head"] == pytest.approx((32 * 97 + 32 + 97) * 2)
