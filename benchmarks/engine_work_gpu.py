@@ -61,7 +61,7 @@ def encoder_prepared(limit: int, batch_size: int):
     from glue_painters.datadir import data_root
     from glue_painters.models import load_model
 
-    _, tok = load_model("minilm")
+    _, tok = load_model("minilm", kind="encoder")
     path = Path(data_root()) / "glue" / "sst2" / "validation.jsonl"
     sentences = [json.loads(line)["sentence"] for line in path.read_text().splitlines()[:limit]]
     rows = []
