@@ -61,6 +61,7 @@ class LoglikelihoodScorer:
         self.batch_size = batch_size
         self.pack = pack and can_pack(model)
         self.share_prefix = share_prefix
+        self.timing: dict[str, float] | None = None  # set to {} to get wall seconds per phase (prefix.walk)
         self._checked = False
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = pad if pad is not None else 0
@@ -114,20 +115,31 @@ class LoglikelihoodScorer:
                 continue
             b = batch.to(self.device)
             inputs = {"input_ids": b.input_ids, "attention_mask": b.attention_mask, "position_ids": b.position_ids}
+            rows, nodes, inverse = scored_positions(b)
 
-            def on_plan(text, gather, b=b):
-                logprobs = torch.log_softmax(gather(b.rows, b.nodes).float(), dim=-1)
-                token_lp = logprobs.gather(1, b.tokens[:, None]).squeeze(1).cpu()
-                is_max = (logprobs.argmax(dim=-1) == b.tokens).cpu()
+            def on_plan(text, gather, b=b, rows=rows, nodes=nodes, inverse=inverse):
+                logprobs = torch.log_softmax(gather(rows, nodes).float(), dim=-1)
+                token_lp = logprobs[inverse, b.tokens].cpu()
+                is_max = (logprobs.argmax(dim=-1)[inverse] == b.tokens).cpu()
                 results = out[text]
                 for request, start, end in b.spans:
                     results[request] = (float(token_lp[start:end].sum()), bool(is_max[start:end].all()))
                 if progress is not None:
                     progress(1)
 
-            walk(self.model, trie, inputs, on_plan)
+            walk(self.model, trie, inputs, on_plan, self.timing)
             if checkpoint is not None:
                 checkpoint.save(index, {text: [(r, *out[text][r]) for r, _, _ in b.spans] for text in out})
         if prepared.owners is not None:
             out = {text: fold(results, prepared.owners) for text, results in out.items()}
         return out
+
+
+def scored_positions(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each scored (row, node) once, and for every scored token the index of its position there.
+    Why: the requests of an item share their context, so its last node predicts the first
+    continuation token of every choice (four times for ARC and HellaSwag); its logits, the
+    log-softmax over the vocabulary and the argmax are computed once and read four times."""
+    width = batch.input_ids.shape[1]
+    unique, inverse = torch.unique(batch.rows * width + batch.nodes, return_inverse=True)
+    return unique // width, unique % width, inverse

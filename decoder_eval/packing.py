@@ -97,11 +97,12 @@ class Batch:
     tokens: torch.Tensor  # (R,) the token each scored position should predict
     spans: list[tuple[int, int, int]]  # (request id, start, end) into the scored positions
     n_tokens: int
+    lengths: tuple[int, ...] = ()  # real tokens of each row (the rest is padding): for work accounting
 
     def to(self, device) -> "Batch":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return Batch(move(self.input_ids), move(self.position_ids), move(self.attention_mask),
-                     move(self.rows), move(self.nodes), move(self.tokens), self.spans, self.n_tokens)
+                     move(self.rows), move(self.nodes), move(self.tokens), self.spans, self.n_tokens, self.lengths)
 
 
 def can_pack(model) -> bool:
@@ -211,5 +212,6 @@ def make_batches(rows: list[Row], batch_size: int, pad_id: int, mask_dtype=None)
         if mask is not None and mask_dtype is not None:
             mask = torch.zeros(mask.shape, dtype=mask_dtype).masked_fill(~mask, torch.finfo(mask_dtype).min)
         batches.append(Batch(ids, pos, mask, torch.tensor(b_rows), torch.tensor(b_nodes),
-                             torch.tensor(b_tokens), spans, sum(len(r.tokens) for r in chunk)))
+                             torch.tensor(b_tokens), spans, sum(len(r.tokens) for r in chunk),
+                             tuple(len(r.tokens) for r in chunk)))
     return batches

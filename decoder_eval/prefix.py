@@ -25,6 +25,8 @@ two paths disagree.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from typing import Callable
 
 import torch
@@ -36,29 +38,56 @@ from glue_painters.rewire import rewired
 Gather = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def walk(model, trie: PlanTrie, inputs: dict, on_plan: Callable[[str, Gather], None]) -> None:
+def walk(model, trie: PlanTrie, inputs: dict, on_plan: Callable[[str, Gather], None],
+         timing: dict[str, float] | None = None) -> None:
     """Run every plan of ``trie`` on ``inputs``. As each plan finishes, ``on_plan(text, gather)``
     is called; ``gather(rows, positions)`` returns that plan's logits at those (row, position)
     pairs, so only the positions that are scored go through the output embedding.
 
     Without sharing (``trie.share`` False, the fallback), each plan runs from the token ids with
     the model's own ``forward`` and its ``.logits``.
+
+    ``timing``: if given, wall seconds are added to it per phase (``work.PHASES``): "prefix" for
+    branches that several plans continue from, "suffix" for those one plan ends on, "lm_head"
+    for ``on_plan`` (the work accounting sets them against the FLOPs of each phase).
     """
+    clock = _Clock(timing)
     if not trie.share:
         for text, plan in trie.plans.items():
-            with rewired(model, plan):
+            with clock("suffix"), rewired(model, plan):
                 logits = model(**inputs, use_cache=False).logits
-            on_plan(text, lambda r, n, logits=logits: logits[r, n])
+            with clock("lm_head"):
+                on_plan(text, lambda r, n, logits=logits: logits[r, n])
             del logits
         return
 
     def run_edge(segment, hidden, capture):
-        return run_segment(model, segment, inputs, hidden, capture)
+        with clock("prefix" if capture else "suffix"):
+            return run_segment(model, segment, inputs, hidden, capture)
 
     def on_end(text, final):
-        on_plan(text, lambda r, n, final=final: output_logits(model, final[r, n]))
+        with clock("lm_head"):
+            on_plan(text, lambda r, n, final=final: output_logits(model, final[r, n]))
 
     trie.walk(run_edge, on_end)
+
+
+class _Clock:
+    """``with clock(phase):`` adds the block's wall time to ``timing[phase]`` (nothing if None)."""
+
+    def __init__(self, timing: dict[str, float] | None):
+        self.timing = timing
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        if self.timing is None:
+            yield
+            return
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timing[phase] = self.timing.get(phase, 0.0) + time.perf_counter() - start
 
 
 def check_exact(model, tokens: list[int], atol: float = 1e-4) -> tuple[bool, float]:
