@@ -22,7 +22,9 @@ def _existing_ancestor(path: Path) -> Path:
 
 
 def _check_writable_under(path: Path, flag: str) -> None:
-    anchor = _existing_ancestor(path.parent if not path.exists() else path)
+    """The nearest existing folder above ``path`` must be a folder we may write in (an existing
+    ``path`` itself is checked by the caller: a file to overwrite, or a folder to write into)."""
+    anchor = _existing_ancestor(path.parent)
     if not anchor.is_dir():
         raise UserError(f"{flag} {path}: {anchor} is a file, not a folder")
     if not os.access(anchor, os.W_OK | os.X_OK):
@@ -47,6 +49,8 @@ def output_folder(path: str | os.PathLike, flag: str, *, empty: bool = False) ->
     if p.exists() and not p.is_dir():
         raise UserError(f"{flag} {p} is a file, not a folder")
     _check_writable_under(p, flag)
+    if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {p} is not writable")
     if empty and p.is_dir() and any(p.iterdir()):
         raise UserError(f"{flag} {p} exists and is not empty")
     return p

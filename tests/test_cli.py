@@ -105,3 +105,14 @@ def test_output_checks_name_an_unwritable_folder(tmp_path, monkeypatch):
         cli_options.output_file(tmp_path / "sub" / "report.md", "--report")
     monkeypatch.setattr(cli_options.os, "access", lambda path, mode: True)
     assert cli_options.output_folder(tmp_path / "r" / "deeper", "--results", empty=True) == tmp_path / "r" / "deeper"
+
+
+def test_an_existing_output_file_is_overwritten_not_refused(tmp_path):
+    """The README's first job rewrites reports/similarity_smollm2.json, which exists in a checkout."""
+    from glue_painters import cli_options
+
+    existing = tmp_path / "similarity_x.json"
+    existing.write_text("{}")
+    assert cli_options.output_file(existing, "--out") == existing
+    (tmp_path / "store").mkdir()
+    assert cli_options.output_folder(tmp_path / "store", "--results") == tmp_path / "store"
