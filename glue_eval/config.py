@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from glue_painters.errors import UserError
-from glue_painters.sweep_config import (Key, SweepConfig, _limits, _limit_shape, read_names, read_positive,
+from glue_painters.sweep_config import (Key, SweepConfig, read_limit_shape, read_limits, read_names, read_positive,
                                         read_seeds)
 from glue_painters.yamlfile import read_yaml
 
@@ -110,7 +110,7 @@ class GlueSweepConfig(SweepConfig):
             if "limit_train" in over:
                 checked["limit_train"] = read_positive(over["limit_train"], f"{where}: {mode}: 'limit_train'")
             if "limit" in over:
-                checked["limit"] = _limits(_limit_shape(over["limit"], f"{where}: {mode}: 'limit'"), self.tasks,
+                checked["limit"] = read_limits(read_limit_shape(over["limit"], f"{where}: {mode}: 'limit'"), self.tasks,
                                            self.task_name, f"{where}: {mode}")
             self.overrides[mode] = checked
             hp = (FinetuneHParams if mode == "finetune" else ProbeHParams).from_dict(section, f"{where}: {mode}")

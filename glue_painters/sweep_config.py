@@ -200,7 +200,7 @@ class SweepConfig:
         if not tasks:
             raise UserError(f"{where}: 'tasks' must be a non-empty list")
         values["tasks"] = list(dict.fromkeys(cls.task_name(t) for t in tasks))
-        values["limit"] = _limits(raw.get("limit"), values["tasks"], cls.task_name, where)
+        values["limit"] = read_limits(raw.get("limit"), values["tasks"], cls.task_name, where)
         if "permutation_seeds" not in values and cls.DEFAULT_PERMUTATION_SEEDS is not None:
             values["permutation_seeds"] = list(range(cls.DEFAULT_PERMUTATION_SEEDS))
         cfg = cls(**values, source=source, raw=dict(raw))
@@ -251,7 +251,7 @@ class SweepConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _limits(value, tasks: list[str], task_name: Callable[[str], str], where: str) -> dict[str, int | None]:
+def read_limits(value, tasks: list[str], task_name: Callable[[str], str], where: str) -> dict[str, int | None]:
     """``limit``: a number for every task, or ``{default: N, <task>: N}``; None means all."""
     if isinstance(value, dict):
         per_task = {}
@@ -266,7 +266,7 @@ def _limits(value, tasks: list[str], task_name: Callable[[str], str], where: str
     return {t: read_positive(v, f"{where}: limit for {t}") for t, v in limits.items()}
 
 
-def _limit_shape(v, where):
+def read_limit_shape(v, where):
     if v is None or isinstance(v, dict):
         return v
     return read_positive(v, where)
@@ -283,7 +283,7 @@ COMMON_KEYS: dict[str, Key] = {
     "i": Key("skip_one/switch layer indices: all (default) or a list", lambda v, w: read_ints(v, w, allow_all=True, minimum=0)),
     "plans": Key("more rows: plan text ('0-7,[8-23]x3,24-31') or variant specs ('skip:n=1')", read_plans),
     "tasks": Key("benchmarks / GLUE tasks (default: the track's)", read_names),
-    "limit": Key("evaluation documents/rows per task: a number, or {default: N, <task>: N}; omit for all", _limit_shape),
+    "limit": Key("evaluation documents/rows per task: a number, or {default: N, <task>: N}; omit for all", read_limit_shape),
     "description": Key("free text, kept in every record", lambda v, w: "" if v is None else str(v)),
     "wandb": Key("W&B settings: project, entity, group, tags (W&B's environment variables otherwise)",
                  lambda v, w: track_section(v, WANDB_SETTINGS, w)),

@@ -76,10 +76,12 @@ def _comparison_report(groups, args) -> None:
 
 
 def _publish(path) -> int:
+    import os
+
     from . import wandb_report as W
 
     spec = W.load_spec(path)
-    spec["entity"] = spec.get("entity") or __import__("os").environ.get("WANDB_ENTITY")
+    spec["entity"] = spec.get("entity") or os.environ.get("WANDB_ENTITY")
     print(f"W&B comparison report: {W.publish(spec)}")
     return 0
 
