@@ -52,7 +52,7 @@ def dry_run(cfg: DecoderSweepConfig, *, results_dir=None, data_dir=None, device=
     info = model_info(cfg.model)
     t = info["num_layers"]
     rows = expand(cfg, t)
-    data = load_tasks(cfg.tasks, data_dir, cfg.limit)
+    data = load_tasks(cfg.tasks, data_dir, cfg.limit, cfg.lm_eval_options())
     dtype = _pick_dtype(dtype or cfg.dtype, _pick_device(device or cfg.device))
     store = ResultsStore(results_dir)
     pending = {name: [r for r in rows if not store.has(TRACK, key_fields(info["fingerprint"], r, name, d.subset, dtype))]

@@ -183,3 +183,47 @@ def docs_needed(interval: Interval, power: float = 0.8) -> int | None:
         return None
     z = NormalDist().inv_cdf(1 - (1 - interval.level) / 2) + NormalDist().inv_cdf(power)
     return max(interval.n, math.ceil(interval.n * (z * se / d) ** 2))
+
+
+DECIDABLE, UNDECIDABLE, OPEN = "decidable at the full set", "undecidable at the full set", "open"
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What the full benchmarks could say about an inconclusive claim (``outlook``)."""
+
+    status: str  # DECIDABLE / UNDECIDABLE / OPEN
+    available: int  # documents (rows) the full benchmarks hold
+    text: str
+
+
+def outlook(interval: Interval, available: int | None, power: float = 0.8) -> Outlook | None:
+    """Could the *full* benchmarks decide a claim this subset left inconclusive?
+
+    Why: a subset that decides nothing is only informative if it says whether running everything
+    would. The standard error shrinks as 1/sqrt(n) (documents added in the proportions the subset
+    has), so at ``available`` documents the interval's half-width would be ``z se sqrt(n /
+    available)``. Three answers:
+
+    * **decidable at the full set**: at the observed effect, ``docs_needed`` ≤ ``available``;
+    * **undecidable at the full set**: even the largest effect the interval allows (its far end)
+      is inside the full set's half-width, so no outcome of the full run could exclude zero — the
+      model and benchmarks cannot decide the claim; also when the subset already *is* the full set;
+    * **open**: the full set decides it only if the true effect is at least that half-width.
+
+    None when the full set's size is unknown or the interval has no standard error."""
+    if available is None or not (math.isfinite(interval.se) and interval.se > 0 and interval.n > 0):
+        return None
+    if available <= interval.n:
+        return Outlook(UNDECIDABLE, available, f"the full set ({available:,}) is what was run")
+    z = NormalDist().inv_cdf(1 - (1 - interval.level) / 2)
+    half = z * interval.se * math.sqrt(interval.n / available)
+    need = docs_needed(interval, power)
+    if need is not None and need <= available:
+        return Outlook(DECIDABLE, available, f"~{need:,} of the full set's {available:,} at the observed effect")
+    reach = max(abs(interval.low), abs(interval.high))
+    if math.isfinite(reach) and reach < half:
+        return Outlook(UNDECIDABLE, available, f"the full set ({available:,}) leaves ±{half:.2f}, more than "
+                       f"any effect the interval allows (≤ {reach:.2f})")
+    return Outlook(OPEN, available, f"the full set ({available:,}) decides it only if |effect| ≥ {half:.2f} "
+                   f"(observed {abs(interval.estimate):.2f})")

@@ -231,6 +231,8 @@ def test_cli_runs_a_user_yaml_task_offline_and_resumes(tmp_path, task_folder, mo
                                    "tasks": ["my_mc", "my_rolling"], "task_paths": ["tasks"]}))
     results = tmp_path / "results"
     args = ["decoder", "run", str(cfg), "--results", str(results), "--quiet", "--limit", "2"]
+    assert main(args + ["--dry-run"]) == 0  # the dry run finds the config's task folder too
+    assert "4 of 4 records to compute" in capsys.readouterr().out and not results.exists()
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "2 plans x 2 tasks: 4 records written" in out and "my_rolling ‡" in out

@@ -14,7 +14,7 @@ from glue_painters.cli import main
 from glue_painters.per_item import NO_SCORES
 from glue_painters.report.data import load_groups
 from glue_painters.report.findings import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, adjusted_level, all_findings,
-                                           parallel_finding)
+                                           columns, parallel_finding)
 from glue_painters.report.paired import resampled
 
 TASKS = ("lambada_openai", "arc_easy", "hellaswag")
@@ -50,6 +50,21 @@ def test_no_effect_is_inconclusive_with_the_documents_needed(tmp_path):
     assert f.docs_needed > 3 * f.units
     # the rule: with the observed effect and spread, that many documents give an interval clear of 0
     assert f.docs_needed == stats.docs_needed(f.interval)
+    # and whether the whole benchmarks could: the designed store's records say no limit cut them
+    assert f.available == f.units and f.outlook.status == stats.UNDECIDABLE
+    assert "the full set" in " ".join(columns(f))
+
+
+def test_the_full_set_size_comes_from_the_local_split_a_limit_cut(tmp_path, monkeypatch):
+    import json
+    from glue_painters.report.paired import _decoder_available
+    (tmp_path / "arc_easy").mkdir()
+    (tmp_path / "arc_easy" / "test.jsonl").write_text("".join(json.dumps({"i": i}) + "\n" for i in range(37)) + "\n")
+    monkeypatch.setenv("PAINTERS_DATA", str(tmp_path))
+    rec = lambda sub: [{"task": "arc_easy", "key": {"subset": sub}}]  # noqa: E731
+    assert _decoder_available(rec({"limit": 10, "n": 10, "split": "local:arc_easy/test.jsonl"}), "arc_easy", 10) == 37
+    assert _decoder_available(rec({"limit": None, "n": 12, "split": "local:arc_easy/test.jsonl"}), "arc_easy", 12) == 12
+    assert _decoder_available(rec({"limit": 10, "n": 10, "split": "hub:allenai/ai2_arc/test"}), "arc_easy", 10) is None
 
 
 def test_an_old_store_is_inconclusive_and_says_to_rerun(tmp_path, capsys):

@@ -47,6 +47,19 @@ def test_docs_needed_scales_with_the_inverse_square_of_the_effect():
     assert S.docs_needed(S.Interval(0.0, -0.1, 0.1, 0.95, 100, 0.05)) is None
 
 
+def test_the_full_set_outlook_decidable_undecidable_or_open():
+    iv = S.Interval(0.02, -0.02, 0.06, 0.95, 100, 0.02)  # needs 785 documents at this effect
+    assert S.outlook(iv, 1000).status == S.DECIDABLE and "~785 of the full set's 1,000" in S.outlook(iv, 1000).text
+    # 400 documents: half-width 1.96 * 0.02 * sqrt(100/400) = 0.0196 < 0.06, the interval's far end: open
+    o = S.outlook(iv, 400)
+    assert o.status == S.OPEN and "|effect| ≥ 0.02" in o.text
+    # a tiny, precisely bounded effect: even at 120 documents the noise exceeds every effect allowed
+    tight = S.Interval(0.001, -0.01, 0.012, 0.95, 100, 0.02)
+    assert S.outlook(tight, 120).status == S.UNDECIDABLE
+    assert S.outlook(iv, 100).status == S.UNDECIDABLE and "is what was run" in S.outlook(iv, 100).text
+    assert S.outlook(iv, None) is None and S.outlook(S.Interval(0.0, 0, 0, 0.95, 100, math.nan), 500) is None
+
+
 def test_bonferroni_widens_each_interval():
     assert S.bonferroni(0.95, 5) == pytest.approx(0.99)
     rng = np.random.default_rng(3)

@@ -50,7 +50,8 @@ def _report(args) -> int:
     width = max((len(f.claim) for f in out.findings), default=0)
     for f in out.findings:
         effect = "" if f.interval is None else f"effect {f.interval.text(2)} over {f.units:,} {f.unit_name}" + (
-            f", ~{f.docs_needed:,} needed" if f.docs_needed else "") + "; "
+            f", ~{f.docs_needed:,} needed" if f.docs_needed else "") + (
+            f" ({f.outlook.status})" if f.outlook else "") + "; "
         print(f"  ({f.claim}){' ' * (width - len(f.claim))} {f.status:<16} {f.subject}: {effect}{f.evidence}")
     if out.wandb_runs:
         print(f"W&B: {len(out.wandb_runs)} run(s) under {out.wandb_runs[0].parent} "

@@ -8,7 +8,8 @@ training seeds where several ran; ``paired.py``). The **verdict rule**: a claim 
 when the effect's 95% interval, Bonferroni-adjusted over the claims of the report that have one,
 lies above zero; **contradicted** when it lies below zero; otherwise **inconclusive**, with the
 documents that would decide it if the observed effect were the true one (``stats.docs_needed``,
-80% power). A claim whose records carry no per-document scores is inconclusive and says so; one
+80% power) and whether the full benchmarks could (``stats.outlook``: decidable, undecidable even at
+the far end of the interval, or open). A claim whose records carry no per-document scores is inconclusive and says so; one
 with no records to compare is ``not enough data``. Claim (i) is a property of one similarity
 matrix, not a comparison of plans, and keeps its rule (``supported`` / ``not supported``).
 
@@ -74,7 +75,10 @@ HOLDS, FAILS = "holds", "does not hold"
 RULE = ("Verdicts: supported (contradicted) only when the effect's 95% paired bootstrap interval over "
         "documents (GLUE: evaluation rows and seeds), Bonferroni-adjusted over the {m} claims of this report "
         "with an interval (each at {level:.2%}), lies entirely above (below) zero; otherwise inconclusive, "
-        "with the documents that would decide it at the observed effect (80% power). The pattern column says "
+        "with the documents that would decide it at the observed effect (80% power) and what the full "
+        "benchmarks could do: decidable there at the observed effect; undecidable there (even the interval's far "
+        "end lies within the full set's own interval half-width, so the model and benchmarks cannot decide it); "
+        "or open (decided there only if the effect is at least that half-width). The pattern column says "
         "whether the point estimates show the paper's pattern; it does not decide.")
 MAJORITY = 0.75
 GRACEFUL_FLOOR, GRACEFUL_TOP, GRACEFUL_FRACTION = 0.5, 0.8, 0.25
@@ -108,6 +112,8 @@ class Finding:
     seeds: str = ""  # seeds per plan behind it
     interval: stats.Interval | None = None
     docs_needed: int | None = None
+    available: int | None = None  # documents / rows the full benchmarks hold
+    outlook: stats.Outlook | None = None  # inconclusive: could the full benchmarks decide it?
 
     @property
     def text(self) -> str:
@@ -121,6 +127,7 @@ def decide(f: Finding, level: float = LEVEL) -> Finding:
     f.interval = stats.interval_of(f.effect[0], f.effect[1:], level, f.units)
     f.status = stats.verdict(f.interval, +1)
     f.docs_needed = stats.docs_needed(f.interval) if f.status == INCONCLUSIVE else None
+    f.outlook = stats.outlook(f.interval, f.available) if f.status == INCONCLUSIVE else None
     return f
 
 
@@ -136,7 +143,7 @@ def _judge(f: Finding, g: Group, keys, effect) -> Finding:
         return f
     with np.errstate(invalid="ignore", divide="ignore"):
         f.effect = np.asarray(effect(res), dtype=float)
-    f.units, f.seeds = res.docs, res.seed_text(keys)
+    f.units, f.seeds, f.available = res.docs, res.seed_text(keys), res.full_docs
     f.unit_name = "evaluation rows" if g.track == "glue" else "documents"
     return decide(f)
 
@@ -428,13 +435,14 @@ def columns(f: Finding) -> list[str]:
     iv = f.interval
     effect = "–" if iv is None else iv.text(2)
     needed = "" if f.docs_needed is None else f"{f.docs_needed:,}"
+    full = "" if f.outlook is None else f"{f.outlook.status}: {f.outlook.text}"
     pattern = f"{f.pattern}: " if f.pattern else ""
     return [f"({f.claim}) {f.text}", f.subject, f.status, effect, f"{f.units:,}" if f.units else "–",
-            f.seeds or "–", needed, pattern + f.evidence]
+            f.seeds or "–", needed, full, pattern + f.evidence]
 
 
 HEADER = ["claim", "subject", "verdict", "effect [interval]", "documents / rows", "seeds", "documents needed",
-          "pattern (point estimates)"]
+          "at the full benchmarks", "pattern (point estimates)"]
 
 
 def markdown_table(findings: list[Finding]) -> str:

@@ -28,10 +28,12 @@ A cell whose records carry no per-document scores (written before they were kept
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .. import stats
+from ..datadir import data_root, track_dir
 from ..per_item import NO_SCORES, column
 from .data import Group
 
@@ -44,6 +46,7 @@ class Resampled:
     columns: dict[tuple, int]  # cell key -> column of ``scores``
     scores: dict[str, np.ndarray]  # task -> (1 + resamples, cells); NaN where a cell has no scores
     units: dict[str, int]  # documents / evaluation rows per task
+    available: dict[str, int | None] = field(default_factory=dict)  # what the full benchmark holds (None: unknown)
     seeds: dict[tuple, int] = field(default_factory=dict)
     why: dict[tuple, str] = field(default_factory=dict)  # cell key -> why it has no scores
     reliable: list[str] = field(default_factory=list)
@@ -77,6 +80,12 @@ class Resampled:
     @property
     def docs(self) -> int:
         return sum(self.units[t] for t in self.reliable)
+
+    @property
+    def full_docs(self) -> int | None:
+        """Documents (rows) the full benchmarks behind ``docs`` hold; None when one is unknown."""
+        sizes = [self.available.get(t) for t in self.reliable]
+        return None if not sizes or None in sizes else sum(sizes)
 
     def seed_text(self, keys) -> str:
         counts = sorted({self.seeds.get(k, 1) for k in keys})
@@ -153,12 +162,44 @@ def _decoder_task(g: Group, task: str, keys, out: Resampled):
     x = np.stack(rows)
     ppl = TASKS[task].aggregation.get(g.primary.get(task)) == "perplexity" if task in TASKS else False
     out.units[task] = n
+    out.available[task] = _decoder_available(g.cells[present[0]].records, task, n)
 
     def score(w, rng):
         mean = (w @ x.T) / w.sum(axis=1)[:, None]
         return np.exp(-mean) if ppl else mean
 
     return stats.Scorer((n,), score), present
+
+
+def _lines(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def _subset(records: list[dict], task: str) -> dict:
+    rec = next(r for r in records if r.get("task") == task)
+    return (rec.get("key") or {}).get("subset") or {}
+
+
+def _decoder_available(records: list[dict], task: str, n: int) -> int | None:
+    """The documents of the whole split a decoder record's subset was taken from: ``n`` when no
+    limit cut it, else the local file's documents (one JSON line each); None for a hub split."""
+    sub = _subset(records, task)
+    if sub.get("limit") is None:
+        return n
+    source = str(sub.get("split") or "")
+    return _lines(data_root() / source[len("local:"):]) if source.startswith("local:") else None
+
+
+def _glue_available(records: list[dict], task: str, splits: list[str], rows: int) -> int | None:
+    """The evaluation rows of the whole validation split(s): ``rows`` when no limit cut them."""
+    if _subset(records, task).get("eval") is None:
+        return rows
+    folder = track_dir("glue", marker="cola") / task
+    sizes = [_lines(folder / f"{s}.jsonl") for s in splits]
+    return None if None in sizes else sum(sizes)
 
 
 def _glue_task(g: Group, task: str, keys, out: Resampled):
@@ -189,6 +230,7 @@ def _glue_task(g: Group, task: str, keys, out: Resampled):
         return None
     sizes = tuple(len(labels[s]) for s in splits)
     out.units[task] = sum(sizes)
+    out.available[task] = _glue_available(g.cells[present[0]].records, task, splits, sum(sizes))
     bounds = np.cumsum((0,) + sizes)
 
     def seed_score(w, preds):
