@@ -36,14 +36,26 @@ def test_the_full_model_fine_tune_equals_a_stock_trainer_run(tmp_path, tiny_dir)
     assert _stock().main(["--tasks", "rte", "--model", str(tiny_dir), "--data-dir", str(data), "--out",
                           str(stock_json), *SETTINGS]) == 0
     stock = json.loads(stock_json.read_text())["runs"]["rte:seed=0"]
-    out = tmp_path / "ours"
+    out, results = tmp_path / "ours", tmp_path / "results"
     assert ft.main(["--model", str(tiny_dir), "--task", "rte", "--output-dir", str(out), "--data-dir", str(data),
-                    "--no-wandb", "--seed", "0", *SETTINGS]) == 0
+                    "--no-wandb", "--seed", "0", "--results", str(results), *SETTINGS]) == 0
     ours = json.loads((out / "metrics.json").read_text())
     assert stock["steps"] == 12 and stock["eval_rows"] == 12
     assert ours["train_loss"] == pytest.approx(stock["train_loss"], rel=1e-5)
     assert ours["metrics"]["accuracy"] == pytest.approx(stock["metrics"]["accuracy"], abs=1e-9)
     assert ours["predictions"]["validation"] == stock["predictions"]
+    # the comparison report: the record of ours found by recipe and seed, a zero difference, within
+    report = tmp_path / "cmp.md"
+    assert _stock().main(["--out", str(stock_json), "--compare", str(results), "--report", str(report)]) == 0
+    row = next(line for line in report.read_text().splitlines() if line.startswith("| rte | accuracy"))
+    assert "+0.00 [+0.00, +0.00] | yes" in row
+    assert "Every metric is within ±1.5 points" in report.read_text()
+    # another recipe's record is not ours to compare: no row, and the check fails
+    other = json.loads(stock_json.read_text())
+    other["recipe"]["learning_rate"] = 1e-3
+    stock_json.write_text(json.dumps(other))
+    assert _stock().main(["--out", str(stock_json), "--compare", str(results), "--report", str(report)]) == 1
+    assert "no record of ours" in report.read_text()
 
 
 def test_the_reference_resumes_by_task_and_refuses_bad_input(tmp_path, tiny_dir, capsys):
