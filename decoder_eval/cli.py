@@ -185,7 +185,7 @@ def add_subparsers(sub) -> None:
     run.add_argument("--log-samples", action="store_true",
                      help="also keep per-item requests, outputs and scores in a JSONL file next to each record")
     add_report(run)
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bar")
     run.add_argument("--dry-run", action="store_true",
                      help="list the plans, what is already in the store and an estimated time; run nothing")
     run.add_argument("--wandb", action="store_true",

@@ -36,7 +36,7 @@ def add_subparsers(sub) -> None:
                      help="evaluate on a fixed random subset of N rows per split (replaces the config's)")
     run.add_argument("--limit-eval", type=int, default=None, metavar="N", help="the old spelling of --limit")
     run.add_argument("--no-wandb", action="store_true", help="do not log runs to Weights & Biases")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
 
     summ = gsub.add_parser("summary", help="print the table of finished runs",

@@ -116,3 +116,15 @@ def test_an_existing_output_file_is_overwritten_not_refused(tmp_path):
     assert cli_options.output_file(existing, "--out") == existing
     (tmp_path / "store").mkdir()
     assert cli_options.output_folder(tmp_path / "store", "--results") == tmp_path / "store"
+
+
+@pytest.mark.parametrize("track", ["decoder", "glue"])
+def test_both_tracks_take_both_spellings_of_no_progress(track, capsys):
+    """``--quiet`` and ``--no-progress`` mean the same in both tracks (users switch between them)."""
+    from glue_painters.cli import main as painters
+
+    with pytest.raises(SystemExit) as e:
+        painters([track, "run", "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--quiet, --no-progress" in text or "--no-progress, --quiet" in text
