@@ -50,6 +50,12 @@ def test_the_full_model_fine_tune_equals_a_stock_trainer_run(tmp_path, tiny_dir)
     row = next(line for line in report.read_text().splitlines() if line.startswith("| rte | accuracy"))
     assert "+0.00 [+0.00, +0.00] | yes" in row
     assert "Every metric is within ±1.5 points" in report.read_text()
+    # a reference kept without predictions (older runs of the script): the difference, no interval
+    bare = json.loads(stock_json.read_text())
+    del bare["runs"]["rte:seed=0"]["predictions"]
+    (tmp_path / "bare.json").write_text(json.dumps(bare))
+    assert _stock().main(["--out", str(tmp_path / "bare.json"), "--compare", str(results), "--report", str(report)]) == 0
+    assert "+0.00 (no interval: the reference kept no predictions) | yes" in report.read_text()
     # another recipe's record is not ours to compare: no row, and the check fails
     other = json.loads(stock_json.read_text())
     other["recipe"]["learning_rate"] = 1e-3
