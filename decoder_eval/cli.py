@@ -70,6 +70,8 @@ def _run(args) -> int:
     tasks = _tasks(args.tasks)
     if tasks:
         raw["tasks"] = tasks
+        if isinstance(raw.get("limit"), dict):  # --tasks picks some of the config's tasks: keep their limits
+            raw["limit"] = {t: v for t, v in raw["limit"].items() if t == "default" or t in tasks}
     limits = _limits(args.limit)
     if limits:
         old = raw.get("limit")

@@ -243,6 +243,26 @@ def test_cli_runs_a_user_yaml_task_offline_and_resumes(tmp_path, task_folder, mo
     assert main(args) == 0 and "0 records written, 4 found" in capsys.readouterr().out
 
 
+def test_tasks_flag_keeps_the_config_limits_of_the_tasks_it_picks(tmp_path, task_folder, monkeypatch, capsys):
+    """A config with per-task limits run one task at a time (``--tasks``, e.g. a process per task):
+    the limits of the tasks left out are not an error, the picked task keeps its own."""
+    import yaml
+
+    from glue_painters.cli import main
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    folder = tmp_path / "tiny"
+    tiny_lm("llama").save_pretrained(folder)
+    byte_tokenizer().save_pretrained(folder)
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(yaml.safe_dump({"model": str(folder), "variants": ["full"], "tasks": ["my_mc", "my_rolling"],
+                                   "task_paths": ["tasks"], "limit": {"my_mc": 2, "my_rolling": 1}}))
+    argv = ["decoder", "run", str(cfg), "--results", str(tmp_path / "r"), "--quiet", "--tasks", "my_mc", "--dry-run"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "1 of 1 records to compute" in out and "my_rolling" not in out
+
+
 def test_the_committed_example_task_folder_loads(monkeypatch):
     monkeypatch.chdir(ROOT)  # its data_files are relative to the repository root
     from decoder_eval.config import load_config
