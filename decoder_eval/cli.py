@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from glue_painters.cli_options import (add_data_dir, add_grid_options, add_report, add_results, grid_overrides,
-                                        output_file, output_folder)
+                                        output_file, output_folder, pick_tasks)
 from glue_painters.errors import UserError
 from glue_painters.results import DEFAULT_ROOT, ResultsStore, atomic_write_text
 
@@ -69,9 +69,7 @@ def _run(args) -> int:
         parse_config(raw, source)  # empty or not a mapping: the grammar's one-line error
     tasks = _tasks(args.tasks)
     if tasks:
-        raw["tasks"] = tasks
-        if isinstance(raw.get("limit"), dict):  # --tasks picks some of the config's tasks: keep their limits
-            raw["limit"] = {t: v for t, v in raw["limit"].items() if t == "default" or t in tasks}
+        raw = pick_tasks(raw, tasks)
     limits = _limits(args.limit)
     if limits:
         old = raw.get("limit")

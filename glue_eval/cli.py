@@ -62,7 +62,7 @@ def _common(p) -> None:
 def _config(args):
     """The config file with the command line's changes, read by the shared grammar (one check for
     both). A limit given on the command line wins over the config's in every mode."""
-    from glue_painters.cli_options import grid_overrides
+    from glue_painters.cli_options import grid_overrides, pick_tasks
     from glue_painters.yamlfile import read_yaml
 
     from .config import GlueSweepConfig
@@ -72,9 +72,10 @@ def _config(args):
     if not isinstance(raw, dict) or not raw:
         return GlueSweepConfig.from_mapping(raw, args.config or "<flags>")  # the grammar's one-line error
     raw = dict(raw)
-    for flag, key in (("tasks", "tasks"), ("modes", "modes")):
-        if getattr(args, flag):
-            raw[key] = [t.strip() for t in getattr(args, flag).split(",") if t.strip()]
+    if args.tasks:
+        raw = pick_tasks(raw, [t.strip() for t in args.tasks.split(",") if t.strip()])
+    if args.modes:
+        raw["modes"] = [t.strip() for t in args.modes.split(",") if t.strip()]
     limits = {"limit_train": args.limit_train, "limit": args.limit if args.limit is not None else args.limit_eval}
     for key, value in limits.items():
         if value is None:

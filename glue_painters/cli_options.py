@@ -117,6 +117,29 @@ def grid_overrides(args, raw, *, from_file: bool) -> dict:
 
 # ---- the options every command spells the same way -------------------------------------------------
 # Defined once so that a flag means one thing (and says the same default) in every subcommand.
+def pick_tasks(raw: dict, tasks: list[str]) -> dict:
+    """``raw`` with ``tasks`` replacing its tasks (``--tasks``), and every per-task ``limit``
+    mapping (top level, or a mode's section) narrowed to them. Why: a config with per-task limits
+    is split into one process per task by ``--tasks``; the limits of the tasks left out belong to
+    the other processes, not an error in this one."""
+    def narrow(section):
+        lim = section.get("limit") if isinstance(section, dict) else None
+        if isinstance(lim, dict):
+            kept = {t: v for t, v in lim.items() if t == "default" or t in tasks}
+            if kept:
+                section["limit"] = kept
+            else:  # nothing left for the picked tasks: as if the section gave no limit
+                del section["limit"]
+
+    raw = dict(raw, tasks=list(tasks))
+    narrow(raw)
+    for mode in ("finetune", "probe"):
+        if isinstance(raw.get(mode), dict):
+            raw[mode] = dict(raw[mode])
+            narrow(raw[mode])
+    return raw
+
+
 def add_results(parser, what: str = "results store folder") -> None:
     parser.add_argument("--results", default=None, metavar="DIR",
                         help=f"{what} (default: $PAINTERS_RESULTS, else ./results)")

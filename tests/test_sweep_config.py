@@ -122,3 +122,20 @@ def test_a_mode_section_overrides_seeds_and_limits_per_task():
     assert cfg.setting("probe", "limit", "mrpc") == 4 and cfg.setting("probe", "limit", "rte") == 8
     assert cfg.setting("finetune", "limit", "mrpc") == 16 and cfg.setting("finetune", "seeds") == [0]
     assert cfg.setting("probe", "seeds") == [0, 1] and cfg.finetune_hp.epochs == 1
+
+
+def test_pick_tasks_narrows_per_task_limits_in_both_tracks():
+    """``--tasks`` picks some of a config's tasks; the other tasks' limits (top level and a GLUE
+    mode's section) go with them instead of failing the config's check."""
+    from glue_painters.cli_options import pick_tasks
+    from glue_eval.config import GlueSweepConfig
+
+    raw = {"model": "minilm", "variants": ["full"], "tasks": ["rte", "mrpc"], "modes": ["probe"],
+           "limit": {"default": 50, "rte": 8, "mrpc": 4}, "probe": {"limit": {"mrpc": 2}}}
+    picked = pick_tasks(raw, ["rte"])
+    assert picked["limit"] == {"default": 50, "rte": 8} and "limit" not in picked["probe"]
+    assert raw["limit"]["mrpc"] == 4 and raw["probe"]["limit"] == {"mrpc": 2}  # the config itself is untouched
+    cfg = GlueSweepConfig.from_mapping(picked, "<test>")
+    assert cfg.tasks == ["rte"] and cfg.limit == {"rte": 8}
+    with pytest.raises(UserError, match="not in 'tasks': mrpc"):
+        GlueSweepConfig.from_mapping(dict(raw, tasks=["rte"]), "<test>")
