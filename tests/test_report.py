@@ -250,3 +250,15 @@ def test_glue_chance_is_the_majority_label_when_the_rows_are_here(tmp_path, monk
     (g,) = load_groups(tmp_path / "res")
     assert g.chance["rte"] == pytest.approx(50.0) and "rte" not in g.flagged
     glue_majority.cache_clear()
+
+
+def test_the_figure_note_says_why_a_benchmark_is_left_out():
+    """A perplexity task has no chance level; saying it is "at chance" would misinform."""
+    from types import SimpleNamespace
+
+    from glue_painters.report.figures import _flag_note
+
+    g = SimpleNamespace(track="decoder", flagged={"wikitext2_lines": "word_perplexity: lower is better, no chance level",
+                                                  "winogrande": "full 0.52 vs chance 0.50, margin 0.02 ≤ 3×SE (0.04)"})
+    note = _flag_note(g)
+    assert "wikitext2_lines (no chance level)" in note and "winogrande (full model at chance)" in note

@@ -86,7 +86,10 @@ def _flag_note(g: Group) -> str:
         return ""
     what = "not plotted, left out of the median" if g.track == "decoder" else \
         "dashed; in the paper's average, not in the findings"
-    return f"‡ full model at chance ({what}): " + ", ".join(g.flagged)
+    def reason(why: str) -> str:  # a perplexity task has no chance level; the others sit at chance
+        return "no chance level" if "no chance level" in str(why) else "full model at chance"
+
+    return f"‡ {what}: " + ", ".join(f"{t} ({reason(why)})" for t, why in g.flagged.items())
 
 
 def _reference(ax, g: Group) -> None:
