@@ -101,33 +101,37 @@ def run_task(task: str, args) -> dict:
             "seconds": round(time.time() - t0, 1)}
 
 
-def ours(results: str, task: str, recipe: dict, seed: int) -> dict | None:
-    """The GLUE track's record of the full model fine-tuned on all of ``task`` with ``recipe``."""
+def ours(results: str, recipe: dict, seed: int) -> dict[str, dict]:
+    """The GLUE track's records of the full model fine-tuned on all of a task with ``recipe``, by task
+    (the store is read once)."""
     from glue_painters.results import ResultsStore
 
+    found = {}
     for rec in ResultsStore(results).records("glue"):
         key = rec.get("key") or {}
         hp, sub = key.get("hparams") or {}, key.get("subset") or {}
-        if (rec.get("task") == task and rec.get("mode") == "finetune" and rec.get("variant") == "full"
-                and rec.get("seed") == seed and sub.get("train") is None and sub.get("eval") is None
+        if (rec.get("mode") == "finetune" and rec.get("variant") == "full" and rec.get("seed") == seed
+                and sub.get("train") is None and sub.get("eval") is None
                 and all(hp.get(k) == v for k, v in recipe.items())):
-            return rec
-    return None
+            found.setdefault(rec.get("task"), rec)
+    return found
 
 
-def compare(stock: dict, results: str, seed: int) -> tuple[list[list[str]], bool]:
+def recipe_of(stock: dict) -> dict:
+    return {k: stock["recipe"][k] for k in ("learning_rate", "batch_size", "epochs", "max_length")}
+
+
+def compare(stock: dict, mine_by_task: dict[str, dict]) -> tuple[list[list[str]], bool]:
     """Rows of (task, metric, stock, ours, ours - stock [95% paired interval], within) and whether
     every metric is within ``TOLERANCE`` points. The interval resamples the evaluation rows, both
     runs' predictions on the same draw (``glue_painters.stats``)."""
     from glue_painters import stats
     from glue_painters.weighted_metrics import METRICS
 
-    recipe = {"learning_rate": stock["recipe"]["learning_rate"], "batch_size": stock["recipe"]["batch_size"],
-              "epochs": stock["recipe"]["epochs"], "max_length": stock["recipe"]["max_length"]}
     rows, ok = [], True
     for key, run in sorted(stock["runs"].items()):
         task = run["task"]
-        rec = ours(results, task, recipe, seed)
+        rec = mine_by_task.get(task)
         if rec is None:
             rows.append([task, "–", "", "", "no record of ours with this recipe and seed", ""])
             ok = False
@@ -157,7 +161,8 @@ def compare(stock: dict, results: str, seed: int) -> tuple[list[list[str]], bool
 
 
 def write_report(stock: dict, results: str, seed: int, path: Path, command: str) -> bool:
-    rows, ok = compare(stock, results, seed)
+    mine = ours(results, recipe_of(stock), seed)
+    rows, ok = compare(stock, mine)
     head = ["task", "metric", "stock Trainer", "glue_painters", "ours − stock [95% paired interval]",
             f"within ±{TOLERANCE}"]
     r = stock["recipe"]
@@ -171,8 +176,7 @@ def write_report(stock: dict, results: str, seed: int, path: Path, command: str)
              "interval resamples the evaluation rows with both runs' predictions on each draw.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c) + " |" for c in rows]
-    recipe = {k: r[k] for k in ("learning_rate", "batch_size", "epochs", "max_length")}
-    losses = [(v["task"], v["train_loss"], (ours(results, v["task"], recipe, seed) or {}).get("train_loss"))
+    losses = [(v["task"], v["train_loss"], (mine.get(v["task"]) or {}).get("train_loss"))
               for v in stock["runs"].values()]
     lines += ["", "Mean training loss, stock vs ours: " + "; ".join(
         f"{t} {a:.6f} vs {b:.6f}" if b is not None else f"{t} {a:.6f} vs –" for t, a, b in losses) + "."]

@@ -115,8 +115,6 @@ def grid_overrides(args, raw, *, from_file: bool) -> dict:
     return out
 
 
-# ---- the options every command spells the same way -------------------------------------------------
-# Defined once so that a flag means one thing (and says the same default) in every subcommand.
 def pick_tasks(raw: dict, tasks: list[str]) -> dict:
     """``raw`` with ``tasks`` replacing its tasks (``--tasks``), and every per-task ``limit``
     mapping (top level, or a mode's section) narrowed to them. Why: a config with per-task limits
@@ -140,6 +138,8 @@ def pick_tasks(raw: dict, tasks: list[str]) -> dict:
     return raw
 
 
+# ---- the options every command spells the same way -------------------------------------------------
+# Defined once so that a flag means one thing (and says the same default) in every subcommand.
 def add_results(parser, what: str = "results store folder") -> None:
     parser.add_argument("--results", default=None, metavar="DIR",
                         help=f"{what} (default: $PAINTERS_RESULTS, else ./results)")

@@ -259,6 +259,7 @@ def test_the_figure_note_says_why_a_benchmark_is_left_out():
     from glue_painters.report.figures import _flag_note
 
     g = SimpleNamespace(track="decoder", flagged={"wikitext2_lines": "word_perplexity: lower is better, no chance level",
-                                                  "winogrande": "full 0.52 vs chance 0.50, margin 0.02 ≤ 3×SE (0.04)"})
+                                                  "winogrande": "full 0.52 vs chance 0.50, margin 0.02 ≤ 3×SE (0.04)"},
+                        records=[{"task": "wikitext2_lines", "higher_is_better": False}, {"task": "winogrande"}])
     note = _flag_note(g)
     assert "wikitext2_lines (no chance level)" in note and "winogrande (full model at chance)" in note

@@ -86,10 +86,12 @@ def _flag_note(g: Group) -> str:
         return ""
     what = "not plotted, left out of the median" if g.track == "decoder" else \
         "dashed; in the paper's average, not in the findings"
-    def reason(why: str) -> str:  # a perplexity task has no chance level; the others sit at chance
-        return "no chance level" if "no chance level" in str(why) else "full model at chance"
+    lower_better = {r.get("task") for r in g.records if r.get("higher_is_better") is False}  # e.g. perplexity
 
-    return f"‡ {what}: " + ", ".join(f"{t} ({reason(why)})" for t, why in g.flagged.items())
+    def reason(t: str) -> str:
+        return "no chance level" if t in lower_better else "full model at chance"
+
+    return f"‡ {what}: " + ", ".join(f"{t} ({reason(t)})" for t in g.flagged)
 
 
 def _reference(ax, g: Group) -> None:

@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import stats
 from ..datadir import data_root, track_dir
+from ..jsonl import jsonl_records
 from ..per_item import NO_SCORES, column
 from .data import Group
 
@@ -172,10 +173,8 @@ def _decoder_task(g: Group, task: str, keys, out: Resampled):
 
 
 def _lines(path: Path) -> int | None:
-    if not path.is_file():
-        return None
-    with open(path, encoding="utf-8") as fh:
-        return sum(1 for line in fh if line.strip())
+    """Documents in a local JSON Lines split (``jsonl_records``' rule: one per non-blank line)."""
+    return sum(1 for _ in jsonl_records(path)) if path.is_file() else None
 
 
 def _subset(records: list[dict], task: str) -> dict:
