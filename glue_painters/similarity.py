@@ -6,6 +6,10 @@ is taken *before* any final norm, so the last entry is comparable with the other
 ``output_hidden_states`` replaces the last state by the normed one). Per token, padding masked,
 the cosine between two boundaries; the matrix is the mean over every real token of the dataset
 (a token-weighted mean, accumulated in float64).
+
+Each document's token-summed matrix is kept too (``per_document``), so that a claim read off
+the matrix (the report's claim (i): a large uniform middle unlike the first and last layers) can
+carry a bootstrap interval over documents like every other claim.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -33,6 +38,8 @@ class Similarity:
     plan: str
     n_tokens: int
     n_docs: int
+    doc_sums: list | None = None  # per document: its token-summed K x K cosine matrix (float64 tensor)
+    doc_tokens: list[int] | None = None  # per document: its real tokens
 
     @property
     def size(self) -> int:
@@ -41,6 +48,16 @@ class Similarity:
     def to_json(self, **extra) -> dict:
         return {"plan": self.plan, "n_tokens": self.n_tokens, "n_docs": self.n_docs,
                 "boundaries": self.size, "matrix": self.matrix, **extra}
+
+    def per_document(self) -> dict | None:
+        """Each document's token-summed matrix, upper triangle row by row (the matrix is symmetric),
+        and its tokens: dividing a resample's summed matrices by its tokens gives the matrix under
+        that resample of documents (what claim (i)'s interval needs)."""
+        if self.doc_sums is None:
+            return None
+        iu = torch.triu_indices(self.size, self.size)
+        return {"tokens": list(self.doc_tokens),
+                "sums": [[round(float(x), 5) for x in s[iu[0], iu[1]]] for s in self.doc_sums]}
 
 
 def read_documents(path: str | Path | None = None, max_docs: int | None = None) -> list[str]:
@@ -98,7 +115,8 @@ def layer_similarity(model, tokenizer, documents: list[str], plan: Plan | str | 
     apply_plan(model, plan)
     device = next(model.parameters()).device
     body = getattr(model, "base_model", model)
-    total = count = None
+    doc_sums: list[torch.Tensor] = []
+    doc_tokens: list[int] = []
     try:
         for start in tqdm(range(0, len(documents), batch_size), desc="similarity", disable=not progress):
             batch = tokenizer(documents[start:start + batch_size], return_tensors="pt", padding=True,
@@ -113,18 +131,19 @@ def layer_similarity(model, tokenizer, documents: list[str], plan: Plan | str | 
                 for h in hooks:
                     h.remove()
             valid = batch["attention_mask"].bool()
-            h = torch.stack([s[valid].double() for s in states])        # (K, tokens, D)
-            h = torch.nn.functional.normalize(h, dim=-1)
-            sims = torch.einsum("ind,jnd->ij", h, h)                    # summed over tokens
-            total = sims if total is None else total + sims
-            count = (0 if count is None else count) + int(valid.sum())
+            for row in range(valid.shape[0]):
+                h = torch.stack([s[row][valid[row]].double() for s in states])  # (K, tokens, D)
+                h = torch.nn.functional.normalize(h, dim=-1)
+                doc_sums.append(torch.einsum("ind,jnd->ij", h, h))           # summed over its tokens
+                doc_tokens.append(int(valid[row].sum()))
     finally:
         remove_plan(model)
         if before is not None:
             apply_plan(model, before)
-    matrix = (total / count).clamp(-1, 1)
+    count = sum(doc_tokens)
+    matrix = (torch.stack(doc_sums).sum(0) / count).clamp(-1, 1)
     return Similarity(matrix=[[round(float(x), 6) for x in row] for row in matrix],
-                      plan=plan.text, n_tokens=count, n_docs=len(documents))
+                      plan=plan.text, n_tokens=count, n_docs=len(documents), doc_sums=doc_sums, doc_tokens=doc_tokens)
 
 
 def segments(matrix, k: int = 3) -> list[tuple[int, int]]:
@@ -154,6 +173,32 @@ def segments(matrix, k: int = 3) -> list[tuple[int, int]]:
     return best[(k - 1, n - 1)][1]
 
 
+def middle_groups(matrix) -> list[tuple[int, int]] | None:
+    """The three contiguous groups of least within-group scatter (``segments``' cost) whose middle
+    holds at least half of the boundaries and whose ends hold at least one each; None under four
+    boundaries.
+
+    Why a second grouping: the paper's claim (i) is about a *large* uniform middle. ``segments``
+    is free to call a short run the middle (Gemma 3 270M: boundaries 1-5 of 19, the long uniform
+    run reaching the last layer), and a margin measured for that run would be about something
+    else. Exhaustive over the two cut points (K^2 / 2 candidates, block costs from 2-D prefix sums)."""
+    m = 1.0 - np.asarray(matrix, dtype=float)
+    n = len(m)
+    prefix = np.zeros((n + 1, n + 1))
+    prefix[1:, 1:] = m.cumsum(0).cumsum(1)
+
+    def cost(a, b):
+        return (prefix[b + 1, b + 1] - prefix[a, b + 1] - prefix[b + 1, a] + prefix[a, a]) / (b - a + 1)
+
+    best = None
+    for i in range(n - 2):  # first group 0..i
+        for j in range(i + (n + 1) // 2, n - 1):  # middle i+1..j holds j - i >= n/2 boundaries
+            c = cost(0, i) + cost(i + 1, j) + cost(j + 1, n - 1)
+            if best is None or c < best[0] - 1e-12:
+                best = (c, [(0, i), (i + 1, j), (j + 1, n - 1)])
+    return best[1] if best and n >= 4 else None
+
+
 def save(sim: Similarity, out: str | Path, title: str = "", groups: int = 3, **extra) -> tuple[Path, Path]:
     """Write ``<out>.json`` (atomically) and a ``<out>.png`` heatmap."""
     import matplotlib
@@ -167,7 +212,8 @@ def save(sim: Similarity, out: str | Path, title: str = "", groups: int = 3, **e
     out.parent.mkdir(parents=True, exist_ok=True)
     groups = segments(sim.matrix, groups)
     json_path, png_path = out.with_suffix(".json"), out.with_suffix(".png")
-    atomic_write_json(json_path, sim.to_json(groups=groups, **extra))
+    per_document = sim.per_document()
+    atomic_write_json(json_path, sim.to_json(groups=groups, **extra, **({"per_document": per_document} if per_document else {})))
     fig, ax = plt.subplots(figsize=(6.4, 5.4))
     im = ax.imshow(sim.matrix, cmap="viridis", vmin=min(0.0, min(map(min, sim.matrix))), vmax=1.0, origin="upper")
     ax.set_xlabel("layer boundary (0 = embeddings)")

@@ -142,7 +142,9 @@ def test_findings_on_the_designed_stores(built):
     # the GLUE store is built against the paper: its intervals say so
     assert rows[("iii", glue)] == CONTRADICTED and rows[("v", glue)] == CONTRADICTED
     assert rows[("vi-b", glue)] == NO_DATA  # only k=3 and parallel on two usable rows
-    assert "Bonferroni-adjusted over the 12 claims" in md
+    # claim (i) has its interval over the similarity text's documents, and is one of the family
+    assert re.search(r"\| \(i\) .*? \| tinyllama \| \*\*supported\*\* \| \+0\.60 \[\+0\.5\d, \+0\.6\d\] \| 12 \|", md)
+    assert "Bonferroni-adjusted over the 13 claims" in md
     assert "not judged: gsm8k: full 0.010 vs chance 0.000" in md
 
 
@@ -164,10 +166,20 @@ def test_filters_and_stale_figures(built, tmp_path):
     (["--results", "{results}", "--model", "no-such-model", "--similarity", "{tmp}"], "nothing to report"),
     (["--results", "{results}", "--similarity", "{tmp}/bad"], "not valid JSON"),
     (["--results", "{results}", "--tasks", "rte,nosuchtask"], "unknown task(s) nosuchtask"),
+    (["--results", "{results}", "--similarity", "{tmp}/mismatched"], "'per_document' does not fit its matrix"),
+    (["--results", "{results}", "--similarity", "{tmp}/other_run"], "do not give back its matrix"),
 ])
 def test_user_errors_are_one_line_exit_2(built, tmp_path, capsys, argv, needle):
+    import json
+
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "similarity_x.json").write_text("{broken")
+    for name, edit in (("mismatched", lambda d: d["per_document"]["sums"][0].pop()),
+                       ("other_run", lambda d: d["per_document"].update(tokens=[20] * len(d["per_document"]["tokens"])))):
+        path = write_similarity(tmp_path / name)
+        data = json.loads(path.read_text())
+        edit(data)
+        path.write_text(json.dumps(data))
     argv = [a.format(tmp=tmp_path, results=built["results"]) for a in argv]
     rc = main(["report", "--out", str(tmp_path / "o"), *argv])
     err = capsys.readouterr().err.strip()

@@ -1,6 +1,7 @@
 """The findings' pattern rules on hand-made groups: each claim's pattern found both ways, and refused
 when the data cannot decide it. These groups hold no records, so no per-document scores: every
-verdict is inconclusive and says why (the verdicts themselves: ``test_report_paired.py``).
+verdict of (ii)-(vii) is inconclusive and says why (the verdicts themselves: ``test_report_paired.py``);
+claim (i)'s verdicts are decided here, from hand-made per-document similarity sums.
 
 Why hand-made ``Group``s here (the end-to-end path is in ``test_report.py``): a rule's edge (the
 3/4 majority, the single-layer middle left out, an at-chance task not judged) is set up exactly in
@@ -9,11 +10,15 @@ a few lines, and the module runs in well under a second.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from glue_painters.report.data import Cell, Group, Similarity, Stat
+from glue_painters.similarity import middle_groups
 from glue_painters.per_item import NO_SCORES
-from glue_painters.report.findings import (FAILS, HOLDS, INCONCLUSIVE, NO_DATA, NOT_SUPPORTED, SUPPORTED, all_findings,
+from glue_painters.errors import UserError
+from glue_painters.report.findings import (CONTRADICTED, FAILS, HOLDS, INCONCLUSIVE, NO_DATA, NOT_SUPPORTED, SUPPORTED,
+                                           adjusted_level, all_findings, decide,
                                            best_k_finding, group_findings, looping_finding, parallel_finding,
                                            random_finding, repeat_finding, similarity_finding, skip_finding,
                                            task_finding)
@@ -40,16 +45,66 @@ def _sim(groups, size=11, mid=range(1, 9)):
     return Similarity("m", None, m, groups, "0-9", 10)
 
 
+def _with_documents(sim: Similarity, noise: float, docs: int = 40, seed: int = 0) -> Similarity:
+    """Per-document summed matrices (upper triangles, as ``similarity.save`` writes them) whose
+    token-weighted mean is exactly the matrix, each document's middle block off by its own noise."""
+    m = np.asarray(sim.matrix)
+    k = len(m)
+    (_, _), (b0, b1), (_, _) = middle_groups(sim.matrix)
+    mask = np.zeros((k, k))
+    mask[b0:b1 + 1, b0:b1 + 1] = 1 - np.eye(b1 - b0 + 1)
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(5, 60, docs)
+    e = rng.standard_normal(docs) * noise
+    e -= (tokens * e).sum() / tokens.sum()  # token-weighted mean noise exactly zero
+    mats = (m[None] + e[:, None, None] * mask[None]) * tokens[:, None, None]
+    iu = np.triu_indices(k)
+    sim.per_document = {"tokens": tokens.tolist(), "sums": mats[:, iu[0], iu[1]].tolist()}
+    return sim
+
+
 def test_similarity_rule():
-    assert similarity_finding(_sim([[0, 0], [1, 8], [9, 10]])).status == SUPPORTED
-    # a middle that holds under half of the boundaries is not "a uniform middle"
-    assert similarity_finding(_sim([[0, 4], [5, 7], [8, 10]])).status == NOT_SUPPORTED
-    # a middle less alike inside than with its neighbours
-    flat = _sim([[0, 0], [1, 8], [9, 10]], mid=range(0))
+    """The pattern (the point estimates) and the verdict (the interval over documents) of claim (i)."""
+    uniform = [[0, 0], [1, 8], [9, 10]]
+    f = decide(similarity_finding(_with_documents(_sim(uniform), noise=0.05)))
+    assert (f.status, f.pattern, f.units) == (SUPPORTED, HOLDS, 40)
+    assert f.interval.low > 0 and f.interval.estimate == pytest.approx(0.6)
+    assert f.numbers["groups"] == [(0, 0), (1, 8), (9, 10)]
+    # the same matrix from documents that disagree a lot: the interval straddles zero
+    f = decide(similarity_finding(_with_documents(_sim(uniform), noise=8.0)))
+    assert (f.status, f.pattern) == (INCONCLUSIVE, HOLDS) and f.docs_needed > 40
+    # a uniform run that reaches the last layer (the free grouping calls a short run the middle):
+    # the middle of at least half the boundaries is as alike with the last group as inside
+    tail = _sim([[0, 0], [1, 2], [3, 10]], mid=range(3, 11))
+    f = decide(similarity_finding(_with_documents(tail, noise=0.05)))
+    assert f.pattern == FAILS and f.status != SUPPORTED and f.numbers["groups"][1][1] - f.numbers["groups"][1][0] >= 5
+    assert "free grouping (Fig. 3): 0–0 | 1–2 | 3–10" in f.evidence
+    # a middle less alike inside than with its neighbours: contradicted
+    flat = _sim(uniform, mid=range(0))
     flat.matrix = [[1.0 if i == j else (0.2 if 1 <= i <= 8 and 1 <= j <= 8 else 0.6) for j in range(11)] for i in range(11)]
-    assert similarity_finding(flat).status == NOT_SUPPORTED
-    assert similarity_finding(_sim([[0, 5], [6, 10]])).status == NO_DATA
+    f = decide(similarity_finding(_with_documents(flat, noise=0.05)))
+    assert (f.status, f.pattern) == (CONTRADICTED, FAILS) and f.interval.high < 0
+    # a report written before per-document sums were kept: inconclusive, and says how to fix it
+    f = decide(similarity_finding(_sim(uniform)))
+    assert f.status == INCONCLUSIVE and f.interval is None and "rerun `painters similarity --model m`" in f.evidence
+    three = Similarity("m", None, [[1.0, 0.5, 0.5], [0.5, 1.0, 0.5], [0.5, 0.5, 1.0]], [], "0-1", 3)
+    assert similarity_finding(three).status == NO_DATA
     assert all_findings([], [])[0].status == NO_DATA
+
+
+def test_similarity_sums_from_another_run_are_refused():
+    sim = _with_documents(_sim([[0, 0], [1, 8], [9, 10]]), noise=0.05)
+    sim.per_document["sums"] = (np.asarray(sim.per_document["sums"]) * 0.9).tolist()
+    with pytest.raises(UserError, match="do not give back its matrix"):
+        similarity_finding(sim)
+
+
+def test_claim_i_counts_in_the_multiple_comparison_family():
+    """Its interval is one more comparison: the Bonferroni level of every claim tightens with it."""
+    sims = [_with_documents(_sim([[0, 0], [1, 8], [9, 10]]), noise=0.05)]
+    assert adjusted_level(all_findings([], sims)) == pytest.approx(0.95)
+    assert adjusted_level(all_findings([], sims + [_with_documents(_sim([[0, 0], [1, 8], [9, 10]]), 0.05, seed=1)])) \
+        == pytest.approx(1 - 0.05 / 2)
 
 
 # ---- (ii) ------------------------------------------------------------------------------------------------

@@ -214,16 +214,23 @@ def _glue_rows(task: str, score: float, plan: str, seed: int, n: int) -> dict:
     return {"predictions": {"validation": np.where(right, labels, 1 - labels)}, "labels": {"validation": labels}}
 
 
-def write_similarity(folder: Path, model: str = "tinyllama", size: int = 11) -> Path:
-    """A similarity report shaped like ``similarity.save``'s: a uniform middle 1..size-3."""
+def write_similarity(folder: Path, model: str = "tinyllama", size: int = 11, docs: int = 12) -> Path:
+    """A similarity report shaped like ``similarity.save``'s: a uniform middle 1..size-3, with
+    per-document sums (documents of 10 tokens each: the matrix, its middle block ± 0.02)."""
     import json
+
+    import numpy as np
 
     from glue_painters.similarity import segments
 
     mid = range(1, size - 2)
     matrix = [[1.0 if i == j else (0.9 if i in mid and j in mid else 0.3) for j in range(size)] for i in range(size)]
+    inside = np.array([[float(i in mid and j in mid and i != j) for j in range(size)] for i in range(size)])
+    iu = np.triu_indices(size)
+    sums = [((np.array(matrix) + 0.02 * (1 if d % 2 else -1) * inside) * 10)[iu].round(6).tolist() for d in range(docs)]
     path = Path(folder) / f"similarity_{model}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"matrix": matrix, "groups": segments(matrix, 3), "plan": f"0-{size - 2}",
-                                "model": model, "n_tokens": 123, "n_docs": 4, "boundaries": size}))
+                                "model": model, "n_tokens": 10 * docs, "n_docs": docs, "boundaries": size,
+                                "per_document": {"tokens": [10] * docs, "sums": sums}}))
     return path

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -54,6 +55,38 @@ def test_matrix_matches_hand_computation_and_ignores_padding():
     torch.testing.assert_close(m, torch.tensor(one_by_one.matrix, dtype=torch.float64), atol=2e-6, rtol=0)
     assert sim.n_tokens == sum(len(d.split()) for d in DOCS)
     assert current_plan(model) is None
+
+
+def test_per_document_sums_give_back_the_matrix_and_each_document_by_hand(tmp_path):
+    """The per-document sums behind claim (i)'s interval: each document's own matrix (by hand,
+    from BERT's hidden states, no padding); the saved upper triangles, token-weighted, give back
+    the saved matrix."""
+    model = make("bert")
+    sim = similarity.layer_similarity(model, _Tok(), DOCS, batch_size=3, progress=False)
+    assert sim.doc_tokens == [len(d.split()) for d in DOCS]
+    for d, s, n in zip(DOCS, sim.doc_sums, sim.doc_tokens):
+        torch.testing.assert_close(s / n, _by_hand(model, [d]), atol=1e-9, rtol=0)
+    j, _ = similarity.save(sim, tmp_path / "sim", model="x")
+    per = json.loads(j.read_text())["per_document"]
+    k = LAYERS + 1
+    assert per["tokens"] == sim.doc_tokens and all(len(t) == k * (k + 1) // 2 for t in per["sums"])
+    iu = np.triu_indices(k)
+    back = np.zeros((k, k))
+    back[iu] = np.asarray(per["sums"]).sum(0) / sum(per["tokens"])
+    np.testing.assert_allclose(back[iu], np.asarray(sim.matrix)[iu], atol=1e-5)
+
+
+def test_middle_groups_hold_at_least_half_and_least_scatter():
+    """A uniform run reaching the last layer: ``segments`` calls a short run the middle, while the
+    claim's grouping takes a middle of at least half the boundaries, least scattered."""
+    m = np.full((10, 10), 0.1)
+    m[3:, 3:] = 0.9  # boundaries 3..9 alike
+    m[1:3, 1:3] = 0.9
+    np.fill_diagonal(m, 1.0)
+    assert similarity.segments(m.tolist(), k=3) == [(0, 0), (1, 2), (3, 9)]
+    a, (b0, b1), c = similarity.middle_groups(m.tolist())
+    assert b1 - b0 + 1 >= 5 and a == (0, 2) and b0 == 3 and c[1] == 9  # the middle inside the uniform run
+    assert similarity.middle_groups([[1.0] * 3] * 3) is None
 
 
 def test_under_a_plan_a_group_is_one_boundary():

@@ -11,7 +11,8 @@ documents that would decide it if the observed effect were the true one (``stats
 80% power) and whether the full benchmarks could (``stats.outlook``: decidable, undecidable even at
 the far end of the interval, or open). A claim whose records carry no per-document scores is inconclusive and says so; one
 with no records to compare is ``not enough data``. Claim (i) is a property of one similarity
-matrix, not a comparison of plans, and keeps its rule (``supported`` / ``not supported``).
+matrix, not a comparison of plans; its effect is resampled over the documents of the similarity
+text (each report keeps every document's sums, ``similarity.py``) and decided by the same rule.
 
 Each finding also states the *pattern* the point estimates show under the rules below (the rule
 of the paper's figures: a majority of N, ...), ``holds`` or ``does not hold``; the pattern
@@ -30,9 +31,11 @@ plan as the full model, so no ordering between them can be observed).
 Claims and rules:
 
 (i)    first and last layers differ from a uniform middle — per similarity report: with the three
-       contiguous groups of ``similarity.segments``, the middle group holds at least half of the
-       boundaries and its mean within-group cosine exceeds its mean cosine with the first group
-       and with the last group.
+       contiguous groups of ``similarity.middle_groups`` (least within-group scatter, the middle
+       holding at least half of the boundaries), the middle's mean within-group cosine exceeds
+       its mean cosine with the first group and with the last group. Effect: min(within − first,
+       within − last), the middle's margin over the nearer end (the groups fixed at the observed
+       matrix's).
 (ii)   middle layers can be skipped with graceful degradation — skip keeps a normalized median
        ≥ ``GRACEFUL_FLOOR`` (0.5) at every N that removes at most ``GRACEFUL_FRACTION`` (1/4) of
        the layers, and ≥ ``GRACEFUL_TOP`` (0.8) at the N that removes the fewest.
@@ -61,11 +64,14 @@ resampled documents for every plan, so its interval is paired.
 from __future__ import annotations
 
 import statistics
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import stats
+from ..errors import UserError
+from ..similarity import middle_groups
 from .data import Cell, Group, Similarity
 from .paired import LEVEL, Resampled, resampled
 
@@ -158,27 +164,61 @@ def _f(x: float | None) -> str:
 
 # ---- (i) -----------------------------------------------------------------------------------------------
 def similarity_finding(sim: Similarity) -> Finding:
-    m, groups = sim.matrix, sim.groups
-    if len(groups) != 3 or len(m) < 4:
-        return Finding("i", sim.model, NO_DATA, f"{len(groups)} groups over {len(m)} boundaries (needs 3 groups)")
+    m, drawn = sim.matrix, sim.groups
+    groups = middle_groups(m) if len(m) >= 4 else None
+    if groups is None:
+        return Finding("i", sim.model, NO_DATA, f"{len(m)} boundaries (needs at least 4)")
+    within, first, last = _block_means(np.asarray(m, dtype=float)[None], groups)[0]
     (a0, a1), (b0, b1), (c0, c1) = groups
-
-    def mean_between(r0, r1, s0, s1, same=False):
-        vals = [m[i][j] for i in range(r0, r1 + 1) for j in range(s0, s1 + 1) if not (same and i == j)]
-        return statistics.fmean(vals) if vals else None
-
-    within = mean_between(b0, b1, b0, b1, same=True)
-    first = mean_between(a0, a1, b0, b1)
-    last = mean_between(c0, c1, b0, b1)
-    size, total = b1 - b0 + 1, len(m)
-    nums = {"groups": groups, "middle_share": size / total, "within_middle": within, "middle_vs_first": first,
+    nums = {"groups": groups, "drawn_groups": drawn, "within_middle": within, "middle_vs_first": first,
             "middle_vs_last": last}
-    ev = (f"groups {a0}–{a1} | {b0}–{b1} | {c0}–{c1}: middle holds {size}/{total} boundaries; mean cosine "
-          f"within middle {_f(within)}, middle↔first {_f(first)}, middle↔last {_f(last)}")
-    if within is None:
-        return Finding("i", sim.model, NO_DATA, ev + " (middle group has one boundary)", nums)
-    ok = size / total >= 0.5 and within > first and within > last
-    return Finding("i", sim.model, SUPPORTED if ok else NOT_SUPPORTED, ev, nums)
+    seg = " | ".join(f"{a}–{b}" for a, b in drawn)
+    ev = (f"middle of at least half the {len(m)} boundaries: {b0}–{b1} (ends {a0}–{a1}, {c0}–{c1}); mean cosine "
+          f"within middle {_f(within)}, middle↔first {_f(first)}, middle↔last {_f(last)}"
+          + (f"; free grouping (Fig. 3): {seg}" if drawn else ""))
+    f = Finding("i", sim.model, INCONCLUSIVE, ev, nums, pattern=HOLDS if within > max(first, last) else FAILS)
+    if sim.per_document is None:
+        f.evidence = (f"no per-document similarities (a report written before they were kept: rerun "
+                      f"`painters similarity --model {sim.model}`); {ev}")
+        return f
+    f.effect = _middle_margin(sim, groups, (within, first, last))
+    f.units = len(sim.per_document["tokens"])
+    return f
+
+
+def _block_means(mats: np.ndarray, groups) -> np.ndarray:
+    """(within middle, middle↔first, middle↔last) of each of ``mats`` (..., K, K): block means,
+    the diagonal left out of the middle with itself."""
+    (a0, a1), (b0, b1), (c0, c1) = groups
+    mid = mats[..., b0:b1 + 1, b0:b1 + 1]
+    n = b1 - b0 + 1
+    within = (mid.sum((-1, -2)) - np.trace(mid, axis1=-2, axis2=-1)) / (n * n - n)
+    first = mats[..., a0:a1 + 1, b0:b1 + 1].mean((-1, -2))
+    last = mats[..., c0:c1 + 1, b0:b1 + 1].mean((-1, -2))
+    return np.stack([within, first, last], axis=-1)
+
+
+def _middle_margin(sim: Similarity, groups, observed) -> np.ndarray:
+    """Claim (i)'s effect, observed then resampled: how much more alike the middle group is inside
+    than with the nearer of the first and last groups, min(within − first, within − last), the
+    documents of the similarity text drawn with replacement. The groups stay those of the observed
+    matrix (the interval is conditional on them). Refuses per-document sums that do not give back
+    the matrix itself: they would be another run's."""
+    k = len(sim.matrix)
+    tri = np.asarray(sim.per_document["sums"], dtype=float)  # (documents, K(K+1)/2)
+    tokens = np.asarray(sim.per_document["tokens"], dtype=float)
+    iu = np.triu_indices(k)
+    docs = np.zeros((tokens.size, k, k))
+    docs[:, iu[0], iu[1]] = tri
+    docs[:, iu[1], iu[0]] = tri
+    rng = np.random.default_rng([0, zlib.crc32(sim.model.encode())])
+    w = np.concatenate([np.ones((1, tokens.size)), stats.resample_weights(rng, [tokens.size], stats.RESAMPLES)])
+    per_doc = _block_means(docs, groups)  # (documents, 3): block means of each document's summed matrix
+    mean = (w @ per_doc) / (w @ tokens)[:, None]
+    if not np.allclose(mean[0], observed, atol=1e-4):
+        raise UserError(f"{sim.path}: its per-document similarities do not give back its matrix "
+                        f"(another run's?); rerun `painters similarity --model {sim.model}`")
+    return np.minimum(mean[:, 0] - mean[:, 1], mean[:, 0] - mean[:, 2])
 
 
 # ---- helpers over a group --------------------------------------------------------------------------------
