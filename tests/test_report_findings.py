@@ -208,3 +208,23 @@ def test_without_per_document_scores_no_verdict_rests_on_the_pattern():
     assert f.pattern == HOLDS and f.status == INCONCLUSIVE and f.interval is None
     assert f.evidence.startswith(NO_SCORES)
     assert {f.status for f in group_findings(group(vals))} <= {INCONCLUSIVE, NO_DATA}
+
+
+def test_cost_to_decide_comes_from_the_records_timing():
+    """CPU-seconds per record = its share of its pass x its threads, over the claim's cells and the
+    full model on the judged tasks; more documents cost in proportion."""
+    from glue_painters.report.findings import Finding, _cpu_seconds
+
+    g = group({("skip", 4, None): 0.5}, tasks=("lambada_openai", "arc_easy"))
+    skip, full = ("skip", 4, None, None), ("full", None, None, None)
+    g.cells[skip].records = [
+        {"task": "lambada_openai", "timing": {"seconds_per_plan": 30.0}, "versions": {"threads": 2}},
+        {"task": "arc_easy", "timing": {"seconds_per_plan": 10.0}, "versions": {"threads": 1}},
+        {"task": "wikitext2_lines", "timing": {"seconds_per_plan": 99.0}}]  # not judged: not counted
+    g.cells[full].records = [{"task": "lambada_openai", "timing": {"seconds_per_plan": 20.0}}]
+    assert _cpu_seconds(g, [skip, full, full], ["lambada_openai", "arc_easy"]) == 60 + 10 + 20
+    g.cells[full].records.append({"task": "arc_easy"})  # a record without timing: no estimate
+    assert _cpu_seconds(g, [skip, full], ["lambada_openai", "arc_easy"]) is None
+    f = Finding("iii", "m", INCONCLUSIVE, "", units=500, docs_needed=859, cpu_seconds=3600.0)
+    assert f.cpu_hours_to_decide == pytest.approx(359 / 500)
+    assert Finding("iii", "m", INCONCLUSIVE, "", units=500, docs_needed=859).cpu_hours_to_decide is None

@@ -133,7 +133,7 @@ def _write_decoder(root, model, tasks, quality, TaskResult, key_fields, save_res
             score = chance + norm * (full - chance)
             docs = [{primary: x} for x in _doc_scores(score, task, spec.plan.text, noise)] if per_item else []
             result = TaskResult(task=task, metrics={primary: score}, stderr={primary: se}, chance=chance,
-                                primary=primary, n=DOCS, per_item=docs)
+                                primary=primary, n=DOCS, per_item=docs, seconds=2.0)
             key = key_fields("weights:fixture", spec, task, {"split": "test", "data": "x", "n": DOCS, "limit": None},
                              "float32")
             save_result(store, key, spec, result, model_name=model, config={"source": "fixture.yaml", "model": model})

@@ -51,6 +51,7 @@ def _report(args) -> int:
     for f in out.findings:
         effect = "" if f.interval is None else f"effect {f.interval.text(2)} over {f.units:,} {f.unit_name}" + (
             f", ~{f.docs_needed:,} needed" if f.docs_needed else "") + (
+            f" (~{f.cpu_hours_to_decide:,.1f} CPU-h more)" if f.cpu_hours_to_decide is not None else "") + (
             f" ({f.outlook.status})" if f.outlook else "") + "; "
         print(f"  ({f.claim}){' ' * (width - len(f.claim))} {f.status:<16} {f.subject}: {effect}{f.evidence}")
     if out.wandb_runs:

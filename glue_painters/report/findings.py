@@ -81,7 +81,8 @@ HOLDS, FAILS = "holds", "does not hold"
 RULE = ("Verdicts: supported (contradicted) only when the effect's 95% paired bootstrap interval over "
         "documents (GLUE: evaluation rows and seeds), Bonferroni-adjusted over the {m} claims of this report "
         "with an interval (each at {level:.2%}), lies entirely above (below) zero; otherwise inconclusive, "
-        "with the documents that would decide it at the observed effect (80% power) and what the full "
+        "with the documents that would decide it at the observed effect (80% power; for the decoder, with the CPU-hours "
+        "more they would take at the rate this store's runs measured) and what the full "
         "benchmarks could do: decidable there at the observed effect; undecidable there (even the interval's far "
         "end lies within the full set's own interval half-width, so the model and benchmarks cannot decide it); "
         "or open (decided there only if the effect is at least that half-width). The pattern column says "
@@ -120,10 +121,20 @@ class Finding:
     docs_needed: int | None = None
     available: int | None = None  # documents / rows the full benchmarks hold
     outlook: stats.Outlook | None = None  # inconclusive: could the full benchmarks decide it?
+    cpu_seconds: float | None = None  # what its cells' runs took (decoder records' timing x threads)
 
     @property
     def text(self) -> str:
         return CLAIMS[self.claim]
+
+    @property
+    def cpu_hours_to_decide(self) -> float | None:
+        """CPU-hours more that ``docs_needed`` documents would take at the store's measured rate:
+        the cells' runs again, scaled by documents needed / documents run (each task grown in the
+        proportion the store has it, as ``docs_needed`` assumes)."""
+        if self.docs_needed is None or not self.cpu_seconds or not self.units:
+            return None
+        return self.cpu_seconds * (self.docs_needed / self.units - 1) / 3600
 
 
 def decide(f: Finding, level: float = LEVEL) -> Finding:
@@ -151,7 +162,27 @@ def _judge(f: Finding, g: Group, keys, effect) -> Finding:
         f.effect = np.asarray(effect(res), dtype=float)
     f.units, f.seeds, f.available = res.docs, res.seed_text(keys), res.full_docs
     f.unit_name = "evaluation rows" if g.track == "glue" else "documents"
+    if g.track == "decoder":
+        f.cpu_seconds = _cpu_seconds(g, [*keys, res.full], res.reliable)
     return decide(f)
+
+
+def _cpu_seconds(g: Group, keys, tasks) -> float | None:
+    """CPU-seconds the records of ``keys`` on ``tasks`` took (each record's share of its pass,
+    ``timing.seconds_per_plan``, times the threads it ran on); None when one lacks timing.
+
+    Why only the decoder: its cost grows with the documents scored, so a rate per document says
+    what more documents would cost; a GLUE run's cost is its training, not its evaluation rows."""
+    total = 0.0
+    for key in dict.fromkeys(keys):
+        for r in g.cells[key].records if key in g.cells else []:
+            if r.get("task") not in tasks:
+                continue
+            seconds = (r.get("timing") or {}).get("seconds_per_plan")
+            if seconds is None:
+                return None
+            total += seconds * ((r.get("versions") or {}).get("threads") or 1)
+    return total or None
 
 
 def _key(variant: str, n: int, k: int | None = None) -> tuple:
@@ -440,11 +471,42 @@ def task_finding(g: Group) -> Finding:
 
 
 def group_findings(g: Group) -> list[Finding]:
-    out = [skip_finding(g), repeat_finding(g), random_finding(g), parallel_finding(g), looping_finding(g),
-           best_k_finding(g)]
+    judged, note = judged_group(g)
+    out = [skip_finding(judged), repeat_finding(judged), random_finding(judged), parallel_finding(judged),
+           looping_finding(judged), best_k_finding(judged)]
     if g.track == "decoder":
-        out.append(task_finding(g))
+        out.append(task_finding(judged))
+    for f in out:
+        f.subject = g.title
+        if note:
+            f.evidence = f"{note}; {f.evidence}"
     return out
+
+
+def judged_group(g: Group) -> tuple[Group, str]:
+    """The group claims (ii)–(vii) are judged on: only the benchmarks above chance that every
+    N-variant cell ran, and a note naming the ones left out ("" when none is).
+
+    Why: a sweep may run the variants on fewer benchmarks than the full model (MiniLM's
+    fine-tunes: the variants on STS-B, the full model on CoLA too). Requiring every benchmark
+    left each claim with no data; a median over different benchmarks for different plans would
+    compare unlike things. The group is rebuilt from its records on the kept benchmarks, so the
+    pattern and the interval use the same ones."""
+    from .data import decoder_groups, glue_groups
+
+    cells = [c for c in g.cells.values() if c.variant in N_VARIANTS]
+    if not cells:
+        return g, ""
+    ran = set.intersection(*({r.get("task") for r in c.records} for c in cells))
+    left = [t for t in g.reliable if t not in ran]
+    if not left or len(left) == len(g.reliable):
+        return g, ""
+    records = [r for c in g.cells.values() for r in c.records]
+    rebuilt = (glue_groups if g.track == "glue" else decoder_groups)(records, [t for t in g.tasks if t not in left])
+    if len(rebuilt) != 1:
+        raise AssertionError(f"{g.title}: its records on fewer benchmarks made {len(rebuilt)} groups, not one")
+    kept = [t for t in g.reliable if t not in left]
+    return rebuilt[0], f"judged on {', '.join(kept)} only ({', '.join(left)}: not run for the variants)"
 
 
 def all_findings(groups: list[Group], sims: list[Similarity]) -> list[Finding]:
@@ -474,7 +536,8 @@ def columns(f: Finding) -> list[str]:
     documents needed, pattern and its numbers."""
     iv = f.interval
     effect = "–" if iv is None else iv.text(2)
-    needed = "" if f.docs_needed is None else f"{f.docs_needed:,}"
+    hours = f.cpu_hours_to_decide
+    needed = "" if f.docs_needed is None else f"{f.docs_needed:,}" + ("" if hours is None else f" (~{hours:,.1f} CPU-h more)")
     full = "" if f.outlook is None else f"{f.outlook.status}: {f.outlook.text}"
     pattern = f"{f.pattern}: " if f.pattern else ""
     return [f"({f.claim}) {f.text}", f.subject, f.status, effect, f"{f.units:,}" if f.units else "–",
