@@ -19,7 +19,7 @@ from test_report_fixtures import write_decoder_store, write_glue_store, write_si
 from glue_painters.cli import main
 from glue_painters.report import build_report
 from glue_painters.report.data import load_groups
-from glue_painters.report.findings import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED
+from glue_painters.report.verdict import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +198,7 @@ def test_layer_count_without_a_full_record():
 
 
 def test_a_malformed_similarity_matrix_is_not_drawn():
-    from glue_painters.report.data import Similarity
+    from glue_painters.report.similarity_claim import Similarity
     from glue_painters.report.figures import NotDrawn, draw_similarity
 
     with pytest.raises(NotDrawn, match="not square"):

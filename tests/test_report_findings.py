@@ -13,15 +13,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glue_painters.report.data import Cell, Group, Similarity, Stat
-from glue_painters.similarity import middle_groups
-from glue_painters.per_item import NO_SCORES
 from glue_painters.errors import UserError
-from glue_painters.report.findings import (CONTRADICTED, FAILS, HOLDS, INCONCLUSIVE, NO_DATA, NOT_SUPPORTED, SUPPORTED,
-                                           adjusted_level, all_findings, decide,
-                                           best_k_finding, group_findings, looping_finding, parallel_finding,
-                                           random_finding, repeat_finding, similarity_finding, skip_finding,
-                                           task_finding)
+from glue_painters.per_item import NO_SCORES
+from glue_painters.report.data import Cell, Group, Stat
+from glue_painters.report.findings import (all_findings, best_k_finding, group_findings, looping_finding,
+                                           parallel_finding, random_finding, repeat_finding, skip_finding, task_finding)
+from glue_painters.report.similarity_claim import Similarity, similarity_finding
+from glue_painters.report.verdict import (CONTRADICTED, FAILS, HOLDS, INCONCLUSIVE, NO_DATA, SUPPORTED, Finding,
+                                          adjusted_level, decide)
+from glue_painters.similarity import middle_groups
 
 
 def group(values: dict, T: int | None = 10, tasks=("lambada_openai",), flagged=(), per_task=None,
@@ -213,7 +213,7 @@ def test_without_per_document_scores_no_verdict_rests_on_the_pattern():
 def test_cost_to_decide_comes_from_the_records_timing():
     """CPU-seconds per record = its share of its pass x its threads, over the claim's cells and the
     full model on the judged tasks; more documents cost in proportion."""
-    from glue_painters.report.findings import Finding, _cpu_seconds
+    from glue_painters.report.findings import _cpu_seconds
 
     g = group({("skip", 4, None): 0.5}, tasks=("lambada_openai", "arc_easy"))
     skip, full = ("skip", 4, None, None), ("full", None, None, None)

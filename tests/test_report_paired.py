@@ -13,8 +13,8 @@ from glue_painters import stats
 from glue_painters.cli import main
 from glue_painters.per_item import NO_SCORES
 from glue_painters.report.data import load_groups
-from glue_painters.report.findings import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, adjusted_level, all_findings, group_findings,
-                                           columns, parallel_finding)
+from glue_painters.report.findings import all_findings, group_findings, parallel_finding
+from glue_painters.report.verdict import CONTRADICTED, INCONCLUSIVE, SUPPORTED, adjusted_level, columns
 from glue_painters.report.paired import resampled
 
 TASKS = ("lambada_openai", "arc_easy", "hellaswag")

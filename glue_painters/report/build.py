@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..results import atomic_write_text
-from .data import Group, Similarity, load_groups, load_similarities
+from .data import Group, load_groups
+from .similarity_claim import Similarity, load_similarities
 from .figures import Figure, NotDrawn, draw_group, draw_similarity
 from .findings import Finding, all_findings
 from .frontier import draw_frontier, frontier, load_latencies, pairs

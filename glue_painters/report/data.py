@@ -433,53 +433,6 @@ def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Gro
 
 
 # ---- loading -------------------------------------------------------------------------------------------
-@dataclass
-class Similarity:
-    model: str
-    path: Path
-    matrix: list[list[float]]
-    groups: list[list[int]]
-    plan: str
-    n_tokens: int
-    per_document: dict | None = None  # ``similarity.Similarity.per_document``: each document's sums
-
-
-def _per_document(p: Path, d: dict) -> dict | None:
-    """The report's per-document sums, checked: one upper triangle of the K x K matrix and one token
-    count per document (absent in reports written before they were kept)."""
-    per = d.get("per_document")
-    if per is None:
-        return None
-    k = len(d["matrix"])
-    try:
-        sums, tokens = per["sums"], per["tokens"]
-        ok = len(sums) == len(tokens) > 0 and all(len(s) == k * (k + 1) // 2 for s in sums)
-    except (KeyError, TypeError):
-        ok = False
-    if not ok:
-        raise UserError(f"{p}: 'per_document' does not fit its matrix (expected, per document, the "
-                        f"{k * (k + 1) // 2} numbers of a {k}x{k} upper triangle and a token count)")
-    return per
-
-
-def load_similarities(folder: Path, models: list[str] | None = None) -> list[Similarity]:
-    """``similarity_*.json`` of a reports folder (``glue_painters.similarity.save``'s output)."""
-    out = []
-    for p in sorted(Path(folder).glob("similarity_*.json")):
-        try:
-            d = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise UserError(f"{p}: not valid JSON ({e.msg})") from None
-        if not isinstance(d, dict) or not isinstance(d.get("matrix"), list):
-            raise UserError(f"{p}: not a similarity report (no 'matrix')")
-        model = d.get("model") or p.stem[len("similarity_"):]
-        if models and model not in models:
-            continue
-        out.append(Similarity(model, p, d["matrix"], d.get("groups") or [], d.get("plan", ""), d.get("n_tokens", 0),
-                              _per_document(p, d)))
-    return out
-
-
 def load_groups(results: Path, track: str = "all", models: list[str] | None = None,
                 tasks: list[str] | None = None) -> list[Group]:
     """Every table the store holds for the chosen track(s), models and tasks."""

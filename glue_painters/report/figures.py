@@ -34,7 +34,8 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from .data import Cell, Group, Similarity
+from .data import Cell, Group
+from .similarity_claim import Similarity
 from .paired import resampled
 
 N_VARIANTS = ("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel")

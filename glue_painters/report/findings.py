@@ -64,89 +64,19 @@ resampled documents for every plan, so its interval is paired.
 from __future__ import annotations
 
 import statistics
-import zlib
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import stats
-from ..errors import UserError
-from ..similarity import middle_groups
-from .data import Cell, Group, Similarity
-from .paired import LEVEL, Resampled, resampled
+from .data import Cell, Group
+from .paired import Resampled, resampled
+from .similarity_claim import Similarity, similarity_finding
+from .verdict import CLAIMS, FAILS, HOLDS, INCONCLUSIVE, NO_DATA, NOT_SUPPORTED, SUPPORTED, Finding, adjusted_level, decide
 
-SUPPORTED, NOT_SUPPORTED, NO_DATA = "supported", "not supported", "not enough data"
-CONTRADICTED, INCONCLUSIVE = stats.CONTRADICTED, stats.INCONCLUSIVE
-HOLDS, FAILS = "holds", "does not hold"
-RULE = ("Verdicts: supported (contradicted) only when the effect's 95% paired bootstrap interval over "
-        "documents (GLUE: evaluation rows and seeds), Bonferroni-adjusted over the {m} claims of this report "
-        "with an interval (each at {level:.2%}), lies entirely above (below) zero; otherwise inconclusive, "
-        "with the documents that would decide it at the observed effect (80% power; for the decoder, with the CPU-hours "
-        "more they would take at the rate this store's runs measured) and what the full "
-        "benchmarks could do: decidable there at the observed effect; undecidable there (even the interval's far "
-        "end lies within the full set's own interval half-width, so the model and benchmarks cannot decide it); "
-        "or open (decided there only if the effect is at least that half-width). The pattern column says "
-        "whether the point estimates show the paper's pattern; it does not decide.")
 MAJORITY = 0.75
 GRACEFUL_FLOOR, GRACEFUL_TOP, GRACEFUL_FRACTION = 0.5, 0.8, 0.25
 MIN_ROWS, RHO_MIN = 3, 0.5
 N_VARIANTS = ("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel")
 CLAIM_TASKS = ("gsm8k", "arc_easy", "arc_challenge")
-
-CLAIMS = {
-    "i": "first and last layers differ from a uniform middle",
-    "ii": "middle layers can be skipped with graceful degradation",
-    "iii": "middle_repeat is the most harmful variant",
-    "iv": "random order beats reverse and skip",
-    "v": "parallel beats skip",
-    "vi-a": "looping helps parallel",
-    "vi-b": "the best k grows with the number of parallel layers",
-    "vii": "math (GSM8K) and ARC degrade fastest",
-}
-
-
-@dataclass
-class Finding:
-    claim: str  # key of CLAIMS
-    subject: str  # group title or similarity model
-    status: str
-    evidence: str  # the numbers of the pattern (and why a claim is inconclusive)
-    numbers: dict = field(default_factory=dict)
-    pattern: str | None = None  # HOLDS / FAILS: the point estimates under the rule above
-    effect: np.ndarray | None = field(default=None, repr=False)  # (1 + resamples,): observed, then draws
-    units: int = 0  # documents / evaluation rows behind the effect
-    unit_name: str = "documents"
-    seeds: str = ""  # seeds per plan behind it
-    interval: stats.Interval | None = None
-    docs_needed: int | None = None
-    available: int | None = None  # documents / rows the full benchmarks hold
-    outlook: stats.Outlook | None = None  # inconclusive: could the full benchmarks decide it?
-    cpu_seconds: float | None = None  # what its cells' runs took (decoder records' timing x threads)
-
-    @property
-    def text(self) -> str:
-        return CLAIMS[self.claim]
-
-    @property
-    def cpu_hours_to_decide(self) -> float | None:
-        """CPU-hours more that ``docs_needed`` documents would take at the store's measured rate:
-        the cells' runs again, scaled by documents needed / documents run (each task grown in the
-        proportion the store has it, as ``docs_needed`` assumes)."""
-        if self.docs_needed is None or not self.cpu_seconds or not self.units:
-            return None
-        return self.cpu_seconds * (self.docs_needed / self.units - 1) / 3600
-
-
-def decide(f: Finding, level: float = LEVEL) -> Finding:
-    """The verdict of a finding with an effect: the rule of the module docstring at ``level``."""
-    if f.effect is None:
-        return f
-    f.interval = stats.interval_of(f.effect[0], f.effect[1:], level, f.units)
-    f.status = stats.verdict(f.interval, +1)
-    f.docs_needed = stats.docs_needed(f.interval) if f.status == INCONCLUSIVE else None
-    f.outlook = stats.outlook(f.interval, f.available) if f.status == INCONCLUSIVE else None
-    return f
-
 
 def _judge(f: Finding, g: Group, keys, effect) -> Finding:
     """``f`` (its status the pattern's) decided by ``effect(resampled)`` over the cells ``keys``."""
@@ -187,69 +117,6 @@ def _cpu_seconds(g: Group, keys, tasks) -> float | None:
 
 def _key(variant: str, n: int, k: int | None = None) -> tuple:
     return (variant, n, k if variant == "looped_parallel" else None, None)
-
-
-def _f(x: float | None) -> str:
-    return "–" if x is None else f"{x:.2f}"
-
-
-# ---- (i) -----------------------------------------------------------------------------------------------
-def similarity_finding(sim: Similarity) -> Finding:
-    m, drawn = sim.matrix, sim.groups
-    groups = middle_groups(m) if len(m) >= 4 else None
-    if groups is None:
-        return Finding("i", sim.model, NO_DATA, f"{len(m)} boundaries (needs at least 4)")
-    within, first, last = _block_means(np.asarray(m, dtype=float)[None], groups)[0]
-    (a0, a1), (b0, b1), (c0, c1) = groups
-    nums = {"groups": groups, "drawn_groups": drawn, "within_middle": within, "middle_vs_first": first,
-            "middle_vs_last": last}
-    seg = " | ".join(f"{a}–{b}" for a, b in drawn)
-    ev = (f"middle of at least half the {len(m)} boundaries: {b0}–{b1} (ends {a0}–{a1}, {c0}–{c1}); mean cosine "
-          f"within middle {_f(within)}, middle↔first {_f(first)}, middle↔last {_f(last)}"
-          + (f"; free grouping (Fig. 3): {seg}" if drawn else ""))
-    f = Finding("i", sim.model, INCONCLUSIVE, ev, nums, pattern=HOLDS if within > max(first, last) else FAILS)
-    if sim.per_document is None:
-        f.evidence = (f"no per-document similarities (a report written before they were kept: rerun "
-                      f"`painters similarity --model {sim.model}`); {ev}")
-        return f
-    f.effect = _middle_margin(sim, groups, (within, first, last))
-    f.units = len(sim.per_document["tokens"])
-    return f
-
-
-def _block_means(mats: np.ndarray, groups) -> np.ndarray:
-    """(within middle, middle↔first, middle↔last) of each of ``mats`` (..., K, K): block means,
-    the diagonal left out of the middle with itself."""
-    (a0, a1), (b0, b1), (c0, c1) = groups
-    mid = mats[..., b0:b1 + 1, b0:b1 + 1]
-    n = b1 - b0 + 1
-    within = (mid.sum((-1, -2)) - np.trace(mid, axis1=-2, axis2=-1)) / (n * n - n)
-    first = mats[..., a0:a1 + 1, b0:b1 + 1].mean((-1, -2))
-    last = mats[..., c0:c1 + 1, b0:b1 + 1].mean((-1, -2))
-    return np.stack([within, first, last], axis=-1)
-
-
-def _middle_margin(sim: Similarity, groups, observed) -> np.ndarray:
-    """Claim (i)'s effect, observed then resampled: how much more alike the middle group is inside
-    than with the nearer of the first and last groups, min(within − first, within − last), the
-    documents of the similarity text drawn with replacement. The groups stay those of the observed
-    matrix (the interval is conditional on them). Refuses per-document sums that do not give back
-    the matrix itself: they would be another run's."""
-    k = len(sim.matrix)
-    tri = np.asarray(sim.per_document["sums"], dtype=float)  # (documents, K(K+1)/2)
-    tokens = np.asarray(sim.per_document["tokens"], dtype=float)
-    iu = np.triu_indices(k)
-    docs = np.zeros((tokens.size, k, k))
-    docs[:, iu[0], iu[1]] = tri
-    docs[:, iu[1], iu[0]] = tri
-    rng = np.random.default_rng([0, zlib.crc32(sim.model.encode())])
-    w = np.concatenate([np.ones((1, tokens.size)), stats.resample_weights(rng, [tokens.size], stats.RESAMPLES)])
-    per_doc = _block_means(docs, groups)  # (documents, 3): block means of each document's summed matrix
-    mean = (w @ per_doc) / (w @ tokens)[:, None]
-    if not np.allclose(mean[0], observed, atol=1e-4):
-        raise UserError(f"{sim.path}: its per-document similarities do not give back its matrix "
-                        f"(another run's?); rerun `painters similarity --model {sim.model}`")
-    return np.minimum(mean[:, 0] - mean[:, 1], mean[:, 0] - mean[:, 2])
 
 
 # ---- helpers over a group --------------------------------------------------------------------------------
@@ -523,35 +390,3 @@ def all_findings(groups: list[Group], sims: list[Similarity]) -> list[Finding]:
     return sorted(out, key=lambda f: order.index(f.claim))
 
 
-def adjusted_level(findings: list[Finding]) -> float:
-    return stats.bonferroni(LEVEL, sum(f.effect is not None for f in findings))
-
-
-def rule_text(findings: list[Finding]) -> str:
-    return RULE.format(m=sum(f.effect is not None for f in findings), level=adjusted_level(findings))
-
-
-def columns(f: Finding) -> list[str]:
-    """The findings table's cells: claim, subject, verdict, effect [interval], documents, seeds,
-    documents needed, pattern and its numbers."""
-    iv = f.interval
-    effect = "–" if iv is None else iv.text(2)
-    hours = f.cpu_hours_to_decide
-    needed = "" if f.docs_needed is None else f"{f.docs_needed:,}" + ("" if hours is None else f" (~{hours:,.1f} CPU-h more)")
-    full = "" if f.outlook is None else f"{f.outlook.status}: {f.outlook.text}"
-    pattern = f"{f.pattern}: " if f.pattern else ""
-    return [f"({f.claim}) {f.text}", f.subject, f.status, effect, f"{f.units:,}" if f.units else "–",
-            f.seeds or "–", needed, full, pattern + f.evidence]
-
-
-HEADER = ["claim", "subject", "verdict", "effect [interval]", "documents / rows", "seeds", "documents needed",
-          "at the full benchmarks", "pattern (point estimates)"]
-
-
-def markdown_table(findings: list[Finding]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    for f in findings:
-        c = [x.replace("|", "/") for x in columns(f)]
-        c[2] = f"**{c[2]}**"
-        lines.append("| " + " | ".join(c) + " |")
-    return "\n".join(lines)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .data import SWEEP_ORDER, Cell, Group
 from .figures import Figure
-from .findings import HEADER, Finding, columns, markdown_table, rule_text
+from .verdict import HEADER, Finding, columns, markdown_table, rule_text
 
 
 @dataclass

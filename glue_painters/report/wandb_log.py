@@ -35,7 +35,7 @@ from pathlib import Path
 
 from .data import Group
 from .figures import Figure
-from .findings import Finding
+from .verdict import Finding
 from .html import findings_table, group_table
 
 
