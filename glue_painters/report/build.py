@@ -16,7 +16,8 @@ from ..results import atomic_write_text
 from .data import Group, load_groups
 from .similarity_claim import Similarity, load_similarities
 from .figures import Figure, NotDrawn, draw_group, draw_similarity
-from .findings import Finding, all_findings
+from .findings import all_findings
+from .verdict import Finding
 from .frontier import draw_frontier, frontier, load_latencies, pairs
 from .html import render_html, render_markdown
 
