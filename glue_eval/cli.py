@@ -35,6 +35,9 @@ def add_subparsers(sub) -> None:
     run.add_argument("--limit", type=int, default=None, metavar="N",
                      help="evaluate on a fixed random subset of N rows per split (replaces the config's)")
     run.add_argument("--limit-eval", type=int, default=None, metavar="N", help="the old spelling of --limit")
+    run.add_argument("--seeds", default=None, metavar="SEEDS",
+                     help="training seeds of every mode: a count (seeds 0..count-1) or comma-separated seeds "
+                          "(replaces the config's; finished seeds are skipped)")
     run.add_argument("--no-wandb", action="store_true", help="do not log runs to Weights & Biases")
     run.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
@@ -50,6 +53,7 @@ def add_subparsers(sub) -> None:
     summ.add_argument("--limit-train", type=int, default=None, metavar="N", help="as given to run")
     summ.add_argument("--limit", type=int, default=None, metavar="N", help="as given to run")
     summ.add_argument("--limit-eval", type=int, default=None, metavar="N", help="the old spelling of --limit")
+    summ.add_argument("--seeds", default=None, metavar="SEEDS", help="as given to run")
     summ.set_defaults(func=_summary)
 
 
@@ -61,7 +65,9 @@ def _common(p) -> None:
 
 def _config(args):
     """The config file with the command line's changes, read by the shared grammar (one check for
-    both). A limit given on the command line wins over the config's in every mode."""
+    both). A limit or seeds given on the command line win over the config's in every mode (why
+    seeds: to add training seeds to some rows of a finished sweep, e.g. ``--variants
+    skip,middle_repeat --seeds 2`` runs seed 1 where seed 0 is done, without a second config)."""
     from glue_painters.cli_options import grid_overrides, pick_tasks
     from glue_painters.yamlfile import read_yaml
 
@@ -83,10 +89,21 @@ def _config(args):
         if value < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
         raw[key] = value
-        for mode in ("finetune", "probe"):
-            if isinstance(raw.get(mode), dict):
-                raw[mode] = {k: v for k, v in raw[mode].items() if k != key}
+        _drop_from_modes(raw, key)
+    if args.seeds is not None:
+        values = [v.strip() for v in args.seeds.split(",") if v.strip()]
+        if not values or not all(v.isdigit() for v in values):
+            raise UserError(f"--seeds {args.seeds}: a count or comma-separated non-negative seeds")
+        raw["seeds"] = int(values[0]) if len(values) == 1 else [int(v) for v in values]
+        _drop_from_modes(raw, "seeds")
     return GlueSweepConfig.from_mapping(raw, args.config or "<flags>")
+
+
+def _drop_from_modes(raw: dict, key: str) -> None:
+    """A setting given on the command line replaces the modes' own (their sections win otherwise)."""
+    for mode in ("finetune", "probe"):
+        if isinstance(raw.get(mode), dict):
+            raw[mode] = {k: v for k, v in raw[mode].items() if k != key}
 
 
 def _limit_text(cfg, mode: str) -> str:
