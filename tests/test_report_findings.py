@@ -176,6 +176,9 @@ def test_best_k_rule():
     same = best_k_finding(group(grid({0: 3, 1: 3, 2: 3, 3: 3}), T=T))
     assert same.pattern == FAILS and "same k" in same.evidence
     assert best_k_finding(group(grid({0: 3, 1: 2}), T=T)).status == NO_DATA
+    # parallel alone (no looped rows): too few rows, and no false "records miss benchmarks"
+    only = best_k_finding(group({("parallel", 1, None): 0.8}, T=T))
+    assert only.status == NO_DATA and only.evidence.startswith("0 grid row(s)") and "miss" not in only.evidence
 
 
 # ---- (vii) ----------------------------------------------------------------------------------------------

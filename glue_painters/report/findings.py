@@ -272,7 +272,8 @@ def best_k_finding(g: Group) -> Finding:
     grid = {m: row for m, row in relative_grid(g).items() if len(row) >= 2 and m > 1}
     if len(grid) < MIN_ROWS:
         have = [v for v in ("parallel", "looped_parallel") if any(c.variant == v for c in g.cells.values())]
-        why = "" if grid or not have else f"; {_missing(g, have)}"
+        scaled = all(c.relative.mean is not None for c in g.cells.values() if c.variant in have)
+        why = "" if grid or not have or scaled else f"; {_missing(g, have)}"
         return Finding("vi-b", g.title, NO_DATA, f"{len(grid)} grid row(s) with two or more k "
                        f"(needs {MIN_ROWS}; parallel counts as k=1){why}")
     rows = sorted(grid)
