@@ -179,6 +179,9 @@ def test_best_k_rule():
     # parallel alone (no looped rows): too few rows, and no false "records miss benchmarks"
     only = best_k_finding(group({("parallel", 1, None): 0.8}, T=T))
     assert only.status == NO_DATA and only.evidence.startswith("0 grid row(s)") and "miss" not in only.evidence
+    assert "cannot decide" not in only.evidence  # 10 layers: 4 rows (9, 7, 5, 3 in parallel)
+    # 6 layers (MiniLM): 5 and 3 layers in parallel are the only rows, fewer than the rule needs
+    assert "a 6-layer model has only 2 (this model cannot decide it)" in best_k_finding(group({}, T=6)).evidence
 
 
 # ---- (vii) ----------------------------------------------------------------------------------------------

@@ -274,6 +274,10 @@ def best_k_finding(g: Group) -> Finding:
         have = [v for v in ("parallel", "looped_parallel") if any(c.variant == v for c in g.cells.values())]
         scaled = all(c.relative.mean is not None for c in g.cells.values() if c.variant in have)
         why = "" if grid or not have or scaled else f"; {_missing(g, have)}"
+        T = g.num_layers
+        most = None if T is None else sum(1 for n in range(T) if T - 2 * n - 1 > 1)  # rows a T-layer model has
+        if most is not None and most < MIN_ROWS:
+            why += f"; a {T}-layer model has only {most} (this model cannot decide it)"
         return Finding("vi-b", g.title, NO_DATA, f"{len(grid)} grid row(s) with two or more k "
                        f"(needs {MIN_ROWS}; parallel counts as k=1){why}")
     rows = sorted(grid)
