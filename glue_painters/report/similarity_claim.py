@@ -8,7 +8,6 @@ documents of its text, each report keeping every document's summed matrix.
 from __future__ import annotations
 
 import json
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,10 +115,9 @@ def _middle_margin(sim: Similarity, groups, observed) -> np.ndarray:
     docs = np.zeros((tokens.size, k, k))
     docs[:, iu[0], iu[1]] = tri
     docs[:, iu[1], iu[0]] = tri
-    rng = np.random.default_rng([0, zlib.crc32(sim.model.encode())])
-    w = np.concatenate([np.ones((1, tokens.size)), stats.resample_weights(rng, [tokens.size], stats.RESAMPLES)])
     per_doc = _block_means(docs, groups)  # (documents, 3): block means of each document's summed matrix
-    mean = (w @ per_doc) / (w @ tokens)[:, None]
+    scorer = stats.Scorer((tokens.size,), lambda w, _rng: (w @ per_doc) / (w @ tokens)[:, None])
+    mean = stats.bootstrap_scores({sim.model: scorer})[sim.model]  # the claims' one resampler
     if not np.allclose(mean[0], observed, atol=1e-4):
         raise UserError(f"{sim.path}: its per-document similarities do not give back its matrix "
                         f"(another run's?); rerun `painters similarity --model {sim.model}`")
