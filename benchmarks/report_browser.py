@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from glue_painters.report.browser import check_page, find_chromium
+from painters.report.browser import check_page, find_chromium
 
 
 def main() -> int:

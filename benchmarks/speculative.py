@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from glue_painters.cli import main as painters
+from painters.cli import main as painters
 
 PAPER_PLANS = ["skip:n=14", "skip:n=13", "skip:n=12", "skip:n=10", "parallel:n=13", "parallel:n=12",
                "looped_parallel:n=13,k=3", "looped_parallel:n=12,k=3"]

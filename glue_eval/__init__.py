@@ -1,8 +1,7 @@
 """The GLUE track: the nine tasks, their official metrics, fine-tuning and head-only probing of a
 rewired encoder, and sweeps over the paper's variants. A sibling of ``decoder_eval``: it uses the
-core (``glue_painters``: plans, rewiring, models, results store); of the core, only the
-``painters`` command and the report reach into it.
-(``glue_painters.glue`` is its old name: aliases of these modules.)
+library (``glue_painters``: plans, rewiring, models, results store); the application
+(``painters``: the command line, reports) is built on it.
 
 A sweep, in the order it runs (``painters glue run CONFIG``):
 
@@ -13,7 +12,6 @@ A sweep, in the order it runs (``painters glue run CONFIG``):
 * ``pipeline``   - ``run_sweep``: pending runs -> share -> fine-tunes -> probes -> records
 * ``steps``      - the work of the runs: fine-tuning a plan, probing a task's plans, one run alone
 * ``summary``    - the summary table
-* ``cli``        - ``painters glue run|summary``
 
 What the steps use:
 
@@ -24,7 +22,6 @@ What the steps use:
 * ``hparams``      - fine-tuning and probing hyperparameters
 * ``modeling``     - loading encoders, their weights' fingerprint, the probe's pooling
 * ``finetune``     - ``transformers.Trainer`` fine-tuning under a plan
-* ``finetune_cli`` - one fine-tuning run from the command line (``accelerate launch -m glue_eval.finetune_cli``)
 * ``trainer_args`` - every ``TrainingArguments`` field on that command line and in configs; which are keyed
 * ``saved_model``  - the fine-tuned model and tokenizer left in a one-run ``--output-dir``, and reloading it
 * ``probe``        - frozen body, cached features, linear heads

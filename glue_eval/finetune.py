@@ -3,7 +3,7 @@
 The plan is put on with ``glue_painters.rewire.apply_plan`` and stays on while training, so
 optimisation, mixed precision, gradient accumulation and multi-GPU/multi-node scaling are
 Trainer's/accelerate's own. One run from the command line (any launcher) is
-``glue_eval.finetune_cli``; a sweep's runs come from ``glue_eval.pipeline``.
+``painters.commands.finetune``; a sweep's runs come from ``glue_eval.pipeline``.
 
 Checkpoints under a plan. While a plan is on, the model's layer list holds wrapper modules and a
 repeated layer appears in it several times (shared weights), while skipped layers are not in it

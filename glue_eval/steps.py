@@ -112,14 +112,14 @@ def probe_step(model_name: str, encoder, runs: list[Run], td: TaskData, hp: Prob
 def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_train=None, limit_eval=None,
                      output_dir=None, save_steps=None, resume=False, results=None, wandb_on=True,
                      subset_seed=0, wandb_settings=None, save_model: bool = True) -> dict | None:
-    """One fine-tuning run (``python -m glue_eval.finetune_cli``): ``finetune_run`` on one model;
+    """One fine-tuning run (``python -m painters.commands.finetune``): ``finetune_run`` on one model;
     the fine-tuned model and tokenizer (``saved_model.save_finetuned``) and its record
     (``metrics.json``) in ``output_dir``; the record also in the results store ``results``, else
     ``$PAINTERS_RESULTS`` when set. ``resume``: True (the last checkpoint in ``output_dir``) or a
     checkpoint folder. The folders are checked before the model loads."""
     from transformers import set_seed
 
-    from glue_painters.cli_options import output_folder
+    from glue_painters.outputs import output_folder
     from glue_painters.rewire import num_layers
 
     from .modeling import load, weights_fingerprint

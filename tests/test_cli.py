@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from glue_painters.cli import main
+from painters.cli import main
 
 
 def test_plan_prints_text_hash_and_cost(capsys):
@@ -69,7 +69,7 @@ def test_similarity_and_export_on_minilm(tmp_path, capsys):
 def test_version_names_the_upstream_releases(capsys):
     import transformers
 
-    from glue_painters.cli import main as cli_main
+    from painters.cli import main as cli_main
 
     with pytest.raises(SystemExit) as e:
         cli_main(["--version"])
@@ -95,7 +95,7 @@ def test_written_files_honour_the_umask(tmp_path, umask, mode):
 
 def test_output_checks_name_an_unwritable_folder(tmp_path, monkeypatch):
     """As root every folder is writable, so the permission answer is stubbed: the check must ask it."""
-    from glue_painters import cli_options
+    from glue_painters import outputs as cli_options
     from glue_painters.errors import UserError
 
     monkeypatch.setattr(cli_options.os, "access", lambda path, mode: Path(path) != tmp_path)
@@ -109,7 +109,7 @@ def test_output_checks_name_an_unwritable_folder(tmp_path, monkeypatch):
 
 def test_an_existing_output_file_is_overwritten_not_refused(tmp_path):
     """The README's first job rewrites reports/similarity_smollm2.json, which exists in a checkout."""
-    from glue_painters import cli_options
+    from glue_painters import outputs as cli_options
 
     existing = tmp_path / "similarity_x.json"
     existing.write_text("{}")
@@ -121,7 +121,7 @@ def test_an_existing_output_file_is_overwritten_not_refused(tmp_path):
 @pytest.mark.parametrize("track", ["decoder", "glue"])
 def test_both_tracks_take_both_spellings_of_no_progress(track, capsys):
     """``--quiet`` and ``--no-progress`` mean the same in both tracks (users switch between them)."""
-    from glue_painters.cli import main as painters
+    from painters.cli import main as painters
 
     with pytest.raises(SystemExit) as e:
         painters([track, "run", "--help"])

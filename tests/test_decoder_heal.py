@@ -10,7 +10,7 @@ import torch
 
 from decoder_eval import heal
 from decoder_eval.sweep import model_fingerprint
-from glue_painters.cli import main
+from painters.cli import main
 from glue_painters.errors import UserError
 from glue_painters.results import ResultsStore
 from glue_painters.rewire import current_plan

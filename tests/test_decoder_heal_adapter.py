@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from glue_painters import adapters
-from glue_painters.cli import main
+from painters.cli import main
 from glue_painters.models import load_model
 from glue_painters.results import ResultsStore
 from glue_painters.rewire import apply_plan

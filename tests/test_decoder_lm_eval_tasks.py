@@ -218,7 +218,7 @@ def test_sampling_tasks_and_unknown_names_are_one_line_errors(task_folder):
 def test_cli_runs_a_user_yaml_task_offline_and_resumes(tmp_path, task_folder, monkeypatch, capsys):
     import yaml
 
-    from glue_painters.cli import main
+    from painters.cli import main
     from glue_painters.results import ResultsStore
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -248,7 +248,7 @@ def test_tasks_flag_keeps_the_config_limits_of_the_tasks_it_picks(tmp_path, task
     the limits of the tasks left out are not an error, the picked task keeps its own."""
     import yaml
 
-    from glue_painters.cli import main
+    from painters.cli import main
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     folder = tmp_path / "tiny"

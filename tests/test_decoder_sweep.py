@@ -13,7 +13,7 @@ from decoder_eval import sweep as S
 from decoder_eval.summary import FACTOR, accuracy_stderr, render, summarize
 from decoder_eval.tasks import TASKS
 from glue_painters import variants
-from glue_painters.cli import main
+from painters.cli import main
 from glue_painters.errors import UserError
 from glue_painters.results import ResultsStore
 from test_decoder_fixtures import byte_tokenizer, data_dir, one_thread, make_data_dir, tiny_lm  # noqa: F401

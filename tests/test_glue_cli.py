@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from glue_painters.cli import main
+from painters.cli import main
 from glue_painters.errors import UserError
 from glue_eval import tasks as T
 
@@ -233,8 +233,8 @@ def test_minilm_finetune_and_probe_from_the_cli(tmp_path, capsys):
 
 
 def test_one_finetune_run_module_form_with_checkpoints_and_resume(tmp_path, tiny_dir, capsys):
-    """The ``accelerate launch -m glue_eval.finetune_cli`` form (run in-process here)."""
-    from glue_eval import finetune_cli as ft
+    """The ``accelerate launch -m painters.commands.finetune`` form (run in-process here)."""
+    from painters.commands import finetune as ft
     data = toy_rte(tmp_path / "data")
     out, results = tmp_path / "run", tmp_path / "results"
     argv = ["--model", str(tiny_dir), "--task", "rte", "--plan", "looped_parallel:n=1,k=2", "--output-dir", str(out),
@@ -249,30 +249,6 @@ def test_one_finetune_run_module_form_with_checkpoints_and_resume(tmp_path, tiny
     assert again["metrics"] == first["metrics"] and again["steps"] == 2
     assert ft.main(["--task", "nope", "--output-dir", str(out)]) == 2
     assert "unknown GLUE task 'nope'" in capsys.readouterr().err
-
-
-def test_old_glue_painters_glue_names_still_work():
-    """The track moved to ``glue_eval``; the old module names are aliases of the new modules, and
-    the documented ``python -m glue_painters.glue.finetune`` still runs the one-run command."""
-    import subprocess
-    import sys
-
-    import glue_eval
-    import glue_painters.glue.probe
-    import glue_painters.glue.tasks
-    from glue_painters.glue.finetune import FinetuneHParams, finetune, main
-    from glue_painters.glue.sweep import RunSpec, _file_sha, load_config, run_sweep
-
-    assert glue_painters.glue.tasks is glue_eval.tasks and glue_painters.glue.probe is glue_eval.probe
-    from glue_eval import finetune_cli, hparams, pipeline
-    assert (FinetuneHParams, finetune, main) == (hparams.FinetuneHParams, glue_eval.finetune.finetune, finetune_cli.main)
-    assert run_sweep is pipeline.run_sweep and RunSpec.__module__ == "glue_eval.runs"
-    assert callable(_file_sha) and callable(load_config)
-    repo = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-m", "glue_painters.glue.finetune", "--help"], env=env, cwd=repo,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and "--output-dir" in done.stdout, done.stderr[-2000:]
 
 
 def _count_work(monkeypatch):

@@ -11,9 +11,9 @@ import struct
 import pytest
 import torch
 
-from glue_painters.cli import main as painters
+from painters.cli import main as painters
 from glue_painters.errors import UserError
-from glue_eval import finetune_cli as ft
+from painters.commands import finetune as ft
 from glue_eval.hparams import FinetuneHParams
 
 from test_glue_cli import offline, one_thread, records, tiny_dir, toy_rte, write_config  # noqa: F401 - fixtures

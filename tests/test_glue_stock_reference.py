@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from glue_eval import finetune_cli as ft
+from painters.commands import finetune as ft
 
 from test_glue_cli import offline, one_thread, tiny_dir, toy_rte  # noqa: F401 - fixtures
 

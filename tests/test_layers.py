@@ -1,12 +1,13 @@
-"""The layering rules of issue 13, read from the source with ``ast`` (nothing is imported but packages).
+"""The layering rules, read from the source with ``ast`` (nothing is imported but packages).
 
-* The core (``glue_painters`` without the application shell ``glue_painters.cli``, the reporting
-  layer ``glue_painters.report`` over both tracks, and ``glue_painters.glue``, the compatibility
-  aliases of the GLUE track's old module names) imports no track: neither ``decoder_eval`` nor
-  ``glue_eval``, at module level or inside a function.
-  Tracks build on the core, never the other way round, so the core can be read, tested and
-  reused alone.
-* No import cycle among first-party modules (``glue_painters``, ``decoder_eval``, ``glue_eval``), counting
+Three layers, imports pointing down only, with no exemptions:
+
+* the library ``glue_painters`` imports no track (``decoder_eval``, ``glue_eval``) and not the
+  application ``painters``, at module level, inside a function or by string;
+* each track imports the library only: neither the other track nor the application;
+* the application ``painters`` (CLI, reports, export, search commands) may import all three.
+
+* No import cycle among first-party modules (``glue_painters``, ``decoder_eval``, ``glue_eval``, ``painters``), counting
   imports inside functions too: a cycle hidden in a function still means neither module can be
   understood without the other.
 """
@@ -21,10 +22,14 @@ from pathlib import Path
 import decoder_eval
 import glue_eval
 import glue_painters
+import painters
 
-FIRST_PARTY = (glue_painters, decoder_eval, glue_eval)
-NOT_CORE = ("glue_painters.cli", "glue_painters.report", "glue_painters.glue")
-TRACKS = ("decoder_eval", "glue_eval", "glue_painters.glue")
+FIRST_PARTY = (glue_painters, decoder_eval, glue_eval, painters)
+TRACKS = ("decoder_eval", "glue_eval")
+APP = ("painters",)
+# what each lower layer may not import: the library neither track nor the app, a track neither
+# the other track nor the app
+FORBIDDEN = {"glue_painters": TRACKS + APP, "decoder_eval": ("glue_eval",) + APP, "glue_eval": ("decoder_eval",) + APP}
 
 
 def modules(package) -> dict[str, Path]:
@@ -66,10 +71,10 @@ def imports(source: str, module: str, is_package: bool = False) -> list[tuple[st
     return sorted(out, key=lambda x: x[1])
 
 
-def track_imports(source: str, module: str, is_package: bool = False) -> list[str]:
-    """``module:line imports NAME`` for each import of a track."""
+def track_imports(source: str, module: str, is_package: bool = False, forbidden=TRACKS + APP) -> list[str]:
+    """``module:line imports NAME`` for each import of a ``forbidden`` package (a layer above)."""
     return [f"{module}:{line} imports {name}" for name, line in imports(source, module, is_package)
-            if _within(name, TRACKS)]
+            if _within(name, forbidden)]
 
 
 def import_graph(sources: dict[str, Path]) -> dict[str, set[str]]:
@@ -127,9 +132,28 @@ def cycles(graph: dict[str, set[str]]) -> list[set[str]]:
 def test_the_core_imports_no_track():
     bad = []
     for name, path in modules(glue_painters).items():
-        if not _within(name, NOT_CORE):
-            bad += track_imports(path.read_text(), name, path.name == "__init__.py")
-    assert not bad, "the core must not import a track:\n" + "\n".join(bad)
+        bad += track_imports(path.read_text(), name, path.name == "__init__.py", FORBIDDEN["glue_painters"])
+    assert not bad, "the library must import neither a track nor the application:\n" + "\n".join(bad)
+
+
+def test_a_track_imports_neither_the_other_track_nor_the_application():
+    bad = []
+    for package in (decoder_eval, glue_eval):
+        for name, path in modules(package).items():
+            bad += track_imports(path.read_text(), name, path.name == "__init__.py", FORBIDDEN[package.__name__])
+    assert not bad, "imports must point down:\n" + "\n".join(bad)
+
+
+def test_nothing_is_imported_by_string():
+    """``importlib.import_module``/``__import__`` hide an edge from every checker (and hid a cycle
+    once): first-party code names what it imports."""
+    found = []
+    for package in FIRST_PARTY:
+        for name, path in modules(package).items():
+            tree = ast.parse(path.read_text())
+            found += [f"{name}:{node.lineno}" for node in ast.walk(tree) if isinstance(node, ast.Call)
+                      and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")]
+    assert not found, "imports by string: " + ", ".join(found)
 
 
 def test_no_import_cycles_among_first_party_modules():
@@ -142,16 +166,15 @@ def test_no_import_cycles_among_first_party_modules():
 # ---- the checks themselves catch what they are for --------------------------------------------------
 
 def test_a_track_import_anywhere_is_named_with_its_line():
-    source = "import os\n\ndef f():\n    import decoder_eval.sweep\n\nfrom ..glue import cli\nfrom glue_eval import runs\n"
+    source = "import os\n\ndef f():\n    import decoder_eval.sweep\n\nfrom painters import cli\nfrom glue_eval import runs\n"
     assert track_imports(source, "glue_painters.search.beam") == [
         "glue_painters.search.beam:4 imports decoder_eval.sweep",
-        "glue_painters.search.beam:6 imports glue_painters.glue.cli",
+        "glue_painters.search.beam:6 imports painters.cli",
         "glue_painters.search.beam:7 imports glue_eval.runs"]
-    assert track_imports("from . import glue\n", "glue_painters.models") == [
-        "glue_painters.models:1 imports glue_painters.glue"]
-    assert track_imports("from .glue import x\n", "glue_painters", is_package=True)
+    assert track_imports("from glue_eval import x\n", "decoder_eval.sweep", forbidden=FORBIDDEN["decoder_eval"])
+    assert not track_imports("from glue_painters import x\n", "decoder_eval.sweep", forbidden=FORBIDDEN["decoder_eval"])
     assert track_imports("importlib.import_module('decoder_eval.cli')\n", "glue_painters.rewire")
-    assert not track_imports("from .glue_utils import x\nimport glue_paintersx\n", "glue_painters.rewire")
+    assert not track_imports("from .glue_utils import x\nimport paintersx\n", "glue_painters.rewire")
 
 
 def test_a_cycle_through_a_function_level_import_is_found(tmp_path):

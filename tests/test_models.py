@@ -192,7 +192,7 @@ def test_unknown_name_fails_at_once_when_the_hub_is_unreachable(hub_env):
 
 def test_models_info_of_an_unknown_name_is_quick_without_offline_variables(hub_env, capsys):
     """The issue's command, in this environment (no network here: 25-49 s of retries before)."""
-    from glue_painters.cli import main
+    from painters.cli import main
 
     t0 = time.perf_counter()
     assert main(["models", "--info", "nonexistent-model"]) == 2

@@ -16,7 +16,7 @@ import yaml
 
 from decoder_eval import sweep as S
 from glue_painters import variants
-from glue_painters.cli import main
+from painters.cli import main
 from glue_painters.results import ResultsStore
 from test_decoder_fixtures import byte_tokenizer, make_data_dir, one_thread, tiny_lm  # noqa: F401
 from test_glue_cli import tiny_dir, toy_rte, write_config  # noqa: F401
@@ -96,7 +96,7 @@ def _launch(launcher: list[str], args: list[str]) -> subprocess.CompletedProcess
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_DATASETS_OFFLINE="1",
                WANDB_MODE="offline", WANDB_SILENT="true",
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([*launcher, "-m", "glue_painters.cli", *args], env=env, cwd=REPO, capture_output=True,
+    return subprocess.run([*launcher, "-m", "painters.cli", *args], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=300)
 
 

@@ -40,7 +40,7 @@ def test_missing_glue_file_fails_at_once_when_the_hub_is_unreachable(unreachable
 
 def test_glue_run_naming_a_missing_task_is_quick_without_offline_variables(no_offline_vars, tmp_path, capsys):
     """The issue's command, in this environment (no network here)."""
-    from glue_painters.cli import main
+    from painters.cli import main
 
     config = tmp_path / "qqp.yaml"
     config.write_text("model: minilm\nvariants: [full]\ntasks: [qqp]\nmodes: [probe]\nseeds: [0]\nlimit: 8\n")

@@ -126,9 +126,9 @@ def test_glue_records_without_rows_stay_as_before():
 def test_painters_report_on_a_real_tiny_sweep(tmp_path, data_dir):
     """A tiny model's sweep store, then ``painters report`` on it: the findings have intervals from
     the records' own per-document scores (too few documents to decide anything)."""
-    from glue_painters.cli import main
-    from glue_painters.report.data import load_groups
-    from glue_painters.report.paired import resampled
+    from painters.cli import main
+    from painters.report.data import load_groups
+    from painters.report.paired import resampled
 
     cfg = S.parse_config({"model": "tiny-llama", "variants": ["full", "skip", "parallel", "random"], "n": [0, 1, 2],
                           "permutation_seeds": 2, "tasks": ["arc_easy", "hellaswag"], "limit": 2, "batch_size": 4})

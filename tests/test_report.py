@@ -16,10 +16,10 @@ import pytest
 
 from test_report_fixtures import write_decoder_store, write_glue_store, write_similarity
 
-from glue_painters.cli import main
-from glue_painters.report import build_report
-from glue_painters.report.data import load_groups
-from glue_painters.report.verdict import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED
+from painters.cli import main
+from painters.report import build_report
+from painters.report.data import load_groups
+from painters.report.verdict import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def test_user_errors_are_one_line_exit_2(built, tmp_path, capsys, argv, needle):
 
 
 def test_layer_count_without_a_full_record():
-    from glue_painters.report.data import layer_count
+    from painters.report.data import layer_count
 
     # skip runs 2N+1 layers and tells nothing about T; reverse runs every layer once
     assert layer_count([{"variant": "skip", "executions": 21}]) is None
@@ -198,8 +198,8 @@ def test_layer_count_without_a_full_record():
 
 
 def test_a_malformed_similarity_matrix_is_not_drawn():
-    from glue_painters.report.similarity_claim import Similarity
-    from glue_painters.report.figures import NotDrawn, draw_similarity
+    from painters.report.similarity_claim import Similarity
+    from painters.report.figures import NotDrawn, draw_similarity
 
     with pytest.raises(NotDrawn, match="not square"):
         draw_similarity(Similarity("m", "similarity_m.json", [[1.0, 0.5], [0.5]], [], "0-1", 3))
@@ -207,7 +207,7 @@ def test_a_malformed_similarity_matrix_is_not_drawn():
 
 def test_glue_skip_one_plans_make_fig2(tmp_path):
     """The GLUE sweep runs Fig. 2's plans as custom specs (``plans: [skip_one:i=0, ...]``)."""
-    from glue_painters.report.figures import draw_per_layer
+    from painters.report.figures import draw_per_layer
 
     write_glue_store(tmp_path, modes=("probe",), seeds=(0,), variants=(), tasks=("rte", "sst2"),
                      plans=[f"skip_one:i={i}" for i in range(6)] + ["0-2,4-5"])
@@ -224,7 +224,7 @@ def test_glue_skip_one_plans_make_fig2(tmp_path):
 def test_glue_rows_with_extra_seeds_on_some_tasks(tmp_path):
     """A sweep that added seeds on some tasks only (minilm_cpu_seeds.yaml): each cell averages
     what it has, the seeds column says "1–2", and the GLUE average claims no spread it lacks."""
-    from glue_painters.report.html import group_table
+    from painters.report.html import group_table
 
     write_glue_store(tmp_path, modes=("finetune",), seeds=(0,), variants=("skip",), tasks=("rte", "sst2"))
     write_glue_store(tmp_path, modes=("finetune",), seeds=(1,), variants=("skip",), tasks=("sst2",))
@@ -245,7 +245,7 @@ def test_glue_chance_is_the_majority_label_when_the_rows_are_here(tmp_path, monk
     import json
 
     from glue_eval.data import _file_sha
-    from glue_painters.report.data import glue_majority
+    from painters.report.data import glue_majority
 
     data = tmp_path / "data" / "rte"
     data.mkdir(parents=True)
@@ -270,7 +270,7 @@ def test_the_figure_note_says_why_a_benchmark_is_left_out():
     """A perplexity task has no chance level; saying it is "at chance" would misinform."""
     from types import SimpleNamespace
 
-    from glue_painters.report.figures import _flag_note
+    from painters.report.figures import _flag_note
 
     g = SimpleNamespace(track="decoder", flagged={"wikitext2_lines": "word_perplexity: lower is better, no chance level",
                                                   "winogrande": "full 0.52 vs chance 0.50, margin 0.02 ≤ 3×SE (0.04)"},

@@ -16,9 +16,9 @@ import pytest
 
 from test_report_fixtures import write_decoder_store, write_glue_store, write_similarity
 
-from glue_painters.report import build_report
-from glue_painters.report.browser import check_page, find_chromium
-from glue_painters.report.figures import DPI, median_band_rgb
+from painters.report import build_report
+from painters.report.browser import check_page, find_chromium
+from painters.report.figures import DPI, median_band_rgb
 
 pytestmark = pytest.mark.skipif(find_chromium() is None,
                                 reason="no chromium/google-chrome on PATH (Debian: apt-get install -y chromium)")

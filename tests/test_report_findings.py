@@ -15,11 +15,11 @@ import pytest
 
 from glue_painters.errors import UserError
 from glue_painters.per_item import NO_SCORES
-from glue_painters.report.data import Cell, Group, Stat
-from glue_painters.report.findings import (all_findings, best_k_finding, group_findings, looping_finding,
+from painters.report.data import Cell, Group, Stat
+from painters.report.findings import (all_findings, best_k_finding, group_findings, looping_finding,
                                            parallel_finding, random_finding, repeat_finding, skip_finding, task_finding)
-from glue_painters.report.similarity_claim import Similarity, similarity_finding
-from glue_painters.report.verdict import (CONTRADICTED, FAILS, HOLDS, INCONCLUSIVE, NO_DATA, SUPPORTED, Finding,
+from painters.report.similarity_claim import Similarity, similarity_finding
+from painters.report.verdict import (CONTRADICTED, FAILS, HOLDS, INCONCLUSIVE, NO_DATA, SUPPORTED, Finding,
                                           adjusted_level, decide)
 from glue_painters.similarity import middle_groups
 
@@ -219,7 +219,7 @@ def test_without_per_document_scores_no_verdict_rests_on_the_pattern():
 def test_cost_to_decide_comes_from_the_records_timing():
     """CPU-seconds per record = its share of its pass x its threads, over the claim's cells and the
     full model on the judged tasks; more documents cost in proportion."""
-    from glue_painters.report.findings import _cpu_seconds
+    from painters.report.findings import _cpu_seconds
 
     g = group({("skip", 4, None): 0.5}, tasks=("lambada_openai", "arc_easy"))
     skip, full = ("skip", 4, None, None), ("full", None, None, None)

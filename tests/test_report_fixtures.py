@@ -169,7 +169,7 @@ def write_glue_store(root: Path, model: str = "tinybert", modes=("finetune", "pr
     computed = {}  # plan key -> the record of its first label: labels that build one plan share its result
     shapes = [("full", None, None)] + [(v, n, 3 if v == "looped_parallel" else None)
                                         for v in variants for n in n_range(GLUE_T)]
-    from glue_painters.report.data import glue_chance
+    from painters.report.data import glue_chance
 
     shapes += [(None, None, p) for p in plans]  # custom plans as the sweep's ``plans:`` (specs or text)
     for mode in modes:

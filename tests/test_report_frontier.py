@@ -10,9 +10,9 @@ import pytest
 from test_report_fixtures import DEC_T, write_decoder_store
 
 from glue_painters import variants
-from glue_painters.cli import main
-from glue_painters.report.data import load_groups
-from glue_painters.report.frontier import Point, frontier, load_latencies, mark_pareto, pairs
+from painters.cli import main
+from painters.report.data import load_groups
+from painters.report.frontier import Point, frontier, load_latencies, mark_pareto, pairs
 
 # plan -> [(parallel mode, decode ms/token)]: skip fastest, parallel fastest batched, looped slower than
 # full (and worse than full: dominated)

@@ -10,12 +10,12 @@ import pytest
 from test_report_fixtures import DOCS, decoder_quality, write_decoder_store, write_glue_store
 
 from glue_painters import stats
-from glue_painters.cli import main
+from painters.cli import main
 from glue_painters.per_item import NO_SCORES
-from glue_painters.report.data import load_groups
-from glue_painters.report.findings import all_findings, group_findings, parallel_finding
-from glue_painters.report.verdict import CONTRADICTED, INCONCLUSIVE, SUPPORTED, adjusted_level, columns
-from glue_painters.report.paired import resampled
+from painters.report.data import load_groups
+from painters.report.findings import all_findings, group_findings, parallel_finding
+from painters.report.verdict import CONTRADICTED, INCONCLUSIVE, SUPPORTED, adjusted_level, columns
+from painters.report.paired import resampled
 
 TASKS = ("lambada_openai", "arc_easy", "hellaswag")
 
@@ -57,7 +57,7 @@ def test_no_effect_is_inconclusive_with_the_documents_needed(tmp_path):
 
 def test_the_full_set_size_comes_from_the_local_split_a_limit_cut(tmp_path, monkeypatch):
     import json
-    from glue_painters.report.paired import _decoder_available
+    from painters.report.paired import _decoder_available
     (tmp_path / "arc_easy").mkdir()
     (tmp_path / "arc_easy" / "test.jsonl").write_text("".join(json.dumps({"i": i}) + "\n" for i in range(37)) + "\n")
     monkeypatch.setenv("PAINTERS_DATA", str(tmp_path))

@@ -14,9 +14,9 @@ import pytest
 
 from test_report_fixtures import write_glue_store
 
-from glue_painters.cli import main
-from glue_painters.report.data import load_groups
-from glue_painters.report.wandb_log import plan_runs
+from painters.cli import main
+from painters.report.data import load_groups
+from painters.report.wandb_log import plan_runs
 
 FIELDS = {"variant", "N", "k", "seed", "task", "mode", "plan", "model"}
 
@@ -68,7 +68,7 @@ def test_offline_runs_hold_figures_and_tables(store, tmp_path, monkeypatch, caps
 def test_comparison_report_spec_offline_and_its_panels(store, tmp_path, monkeypatch, capsys):
     """Offline, the report's spec is written (W&B's reports API needs the server); the spec builds
     the wandb-workspaces report with one section per table and a panel per figure and task."""
-    from glue_painters.report import wandb_report as W
+    from painters.report import wandb_report as W
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from decoder_eval import sweep as S
-from glue_painters.cli import main
-from glue_painters.results_export import records_frame
+from painters.cli import main
+from painters.results_export import records_frame
 from test_decoder_fixtures import byte_tokenizer, data_dir, one_thread, tiny_lm  # noqa: F401
 
 

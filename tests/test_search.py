@@ -11,7 +11,7 @@ import json
 import pytest
 
 from glue_painters import search
-from glue_painters.cli import main
+from painters.cli import main
 from glue_painters.errors import UserError
 from glue_painters.plans import Plan
 
@@ -207,9 +207,9 @@ def test_latency_cost_fits_a_table(tmp_path):
 def test_the_decoder_track_adds_verdict_under_search():
     """``painters search verdict`` keeps its spelling though the decoder track provides it: the
     shell adds the core's ``search`` table first, then the track's command into it."""
-    from decoder_eval.verdict_cli import cmd_verdict
-    from glue_painters.cli import build_parser
-    from glue_painters.search.commands import cmd_run
+    from painters.search.verdict import cmd_verdict
+    from painters.cli import build_parser
+    from painters.search.commands import cmd_run
 
     parser = build_parser()
     args = parser.parse_args(["search", "verdict", "--budget", "20,24", "--tasks", "arc_easy"])

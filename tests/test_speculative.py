@@ -9,9 +9,9 @@ import torch
 from scipy.stats import chi2_contingency
 
 import tiny
-from decoder_eval.speculative import load_prompts, speculative_run
+from painters.commands.speculative import load_prompts, speculative_run
 from glue_painters import variants
-from glue_painters.cli import main
+from painters.cli import main
 from glue_painters.draft import draft_view
 from glue_painters.models import ALIASES
 from glue_painters.rewire import current_plan

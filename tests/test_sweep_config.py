@@ -127,7 +127,7 @@ def test_a_mode_section_overrides_seeds_and_limits_per_task():
 def test_pick_tasks_narrows_per_task_limits_in_both_tracks():
     """``--tasks`` picks some of a config's tasks; the other tasks' limits (top level and a GLUE
     mode's section) go with them instead of failing the config's check."""
-    from glue_painters.cli_options import pick_tasks
+    from painters.options import pick_tasks
     from glue_eval.config import GlueSweepConfig
 
     raw = {"model": "minilm", "variants": ["full"], "tasks": ["rte", "mrpc"], "modes": ["probe"],
@@ -147,8 +147,8 @@ def test_glue_seeds_flag_replaces_every_modes_seeds(tmp_path):
     seed 1 runs); one number is a count, as in YAML."""
     import yaml
 
-    from glue_eval.cli import _config
-    from glue_painters.cli import build_parser
+    from painters.commands.glue import _config
+    from painters.cli import build_parser
 
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump({"model": "minilm", "variants": ["full"], "tasks": ["rte"], "seeds": [0, 1, 2],

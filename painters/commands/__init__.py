@@ -1,0 +1,1 @@
+"""One module per group of subcommands; each turns arguments into calls of the library or a track."""

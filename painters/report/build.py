@@ -1,0 +1,117 @@
+"""Putting a report together: load the groups, draw, decide, write HTML + Markdown + PNGs.
+
+Everything is drawn only from what the store (and the similarity reports) hold; a figure that
+cannot be drawn is listed with the reason, so an empty or partial store still gives a report that
+says what it is missing. Files are written atomically, so a report being regenerated is never
+seen half-written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from glue_painters.errors import UserError
+from glue_painters.results import atomic_write_text
+from painters.report.data import Group, load_groups
+from painters.report.similarity_claim import Similarity, load_similarities
+from painters.report.figures import Figure, NotDrawn, draw_group, draw_similarity
+from painters.report.findings import all_findings
+from painters.report.verdict import Finding
+from painters.report.frontier import draw_frontier, frontier, load_latencies, pairs
+from painters.report.html import render_html, render_markdown
+
+FIGURE_DIR = "report_figures"
+
+
+@dataclass
+class ReportOutput:
+    html_path: Path
+    markdown_path: Path
+    groups: list[Group]
+    similarities: list[Similarity]
+    figures: list[Figure]
+    missing: list[tuple[str, str, str]]
+    findings: list[Finding]
+    wandb_runs: list[Path] = field(default_factory=list)
+
+
+def build_report(results, out, *, track: str = "all", models: list[str] | None = None,
+                 tasks: list[str] | None = None, similarity_dir=None, command: str = "painters report",
+                 wandb: bool = False, wandb_dir=None, wandb_project: str = "glue-painters",
+                 wandb_summary_only: bool = False, latency: list | None = None) -> ReportOutput:
+    """``latency``: benchmarks/latency.py JSON files for the accuracy-vs-latency plots (default:
+    every ``latency_*.json`` in ``out``)."""
+    results, out = Path(results), Path(out)
+    groups = load_groups(results, track, models, tasks)
+    sims = load_similarities(Path(similarity_dir) if similarity_dir else out, models)
+    if not groups and not sims:
+        raise UserError(f"nothing to report: no {'' if track == 'all' else track + ' '}records in {results}"
+                        f"{' for ' + ', '.join(models) if models else ''}"
+                        f"{' on ' + ', '.join(tasks) if tasks else ''} and no similarity_*.json in "
+                        f"{similarity_dir or out}")
+    figures: list[Figure] = []
+    missing: list[tuple[str, str, str]] = []
+    for s in sims:
+        try:
+            figures.append(draw_similarity(s))
+        except NotDrawn as e:
+            missing.append(("fig3", s.model, str(e)))
+    if not sims:
+        missing.append(("fig3", "—", f"no similarity_*.json in {similarity_dir or out} (painters similarity --model NAME)"))
+    for tr in ("decoder", "glue") if track == "all" else (track,):
+        if not any(g.track == tr for g in groups):
+            missing.append(("figs 2, 4–11", tr, f"no {tr} records in {results}"))
+    for g in groups:
+        f, m = draw_group(g)
+        figures += f
+        missing += m
+    figures_frontier, missing_frontier = _frontiers(groups, out, latency)
+    figures += figures_frontier
+    missing += missing_frontier
+    findings = all_findings(groups, sims)
+    n_records = sum(len(g.records) for g in groups)
+    sources = {"summary": f"{n_records} records in {results} ({', '.join(g.title for g in groups) or 'no records'})"
+                          f" and {len(sims)} similarity report(s)"}
+    title = "Transformer Layers as Painters — our runs"
+    out.mkdir(parents=True, exist_ok=True)
+    fig_dir = out / FIGURE_DIR
+    fig_dir.mkdir(exist_ok=True)
+    for old in fig_dir.glob("*.png"):  # figures of records no longer selected must not linger
+        if old.stem not in {f.name for f in figures}:
+            old.unlink()
+    for f in figures:
+        tmp = fig_dir / f".{f.name}.png.tmp"
+        tmp.write_bytes(f.png)
+        tmp.replace(fig_dir / f"{f.name}.png")
+    html_path, md_path = out / "report.html", out / "report.md"
+    kw = dict(title=title, command=command, groups=groups, figures=figures, missing=missing,
+              findings=findings, sources=sources)
+    atomic_write_text(html_path, render_html(**kw))
+    atomic_write_text(md_path, render_markdown(**kw, figure_dir=FIGURE_DIR))
+    output = ReportOutput(html_path, md_path, groups, sims, figures, missing, findings)
+    if wandb:
+        from painters.report.wandb_log import log_report
+
+        output.wandb_runs = log_report(
+            groups, figures, findings, directory=Path(wandb_dir) if wandb_dir else results / "wandb",
+            project=wandb_project, summary_only=wandb_summary_only,
+            config={"results": str(results), "track": track, "models": models, "tasks": tasks,
+                    "groups": [g.title for g in groups]})
+    return output
+
+
+def _frontiers(groups, out: Path, latency: list | None):
+    """Accuracy-vs-latency plots of the decoder groups with a latency report to join."""
+    figures, missing = [], []
+    joined = pairs(groups, load_latencies(out, latency))
+    for g in groups:
+        if g.track == "decoder" and not any(j[0] is g for j in joined):
+            missing.append(("frontier", g.title, f"no latency_{g.model}_*.json in {out} "
+                                                 f"(python benchmarks/latency.py --model {g.model}; or --latency FILE)"))
+    for g, lat in joined:
+        try:
+            figures.append(draw_frontier(frontier(g, lat)))
+        except NotDrawn as e:
+            missing.append(("frontier", g.title, str(e)))
+    return figures, missing

@@ -1,0 +1,120 @@
+"""``painters report``: regenerate the report (HTML, Markdown, PNGs; optionally W&B) from a store.
+
+Registered by one entry in ``painters/cli.py`` (``SUBCOMMANDS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from painters.options import add_results
+from glue_painters.errors import UserError
+
+
+def _names(values) -> list[str] | None:
+    if not values:
+        return None
+    return [t.strip() for v in values for t in v.split(",") if t.strip()] or None
+
+
+def _report(args) -> int:
+    from glue_painters.results import DEFAULT_ROOT
+    from painters.report import build_report
+
+    if args.wandb_publish:
+        return _publish(args.wandb_publish)
+
+    results = args.results or DEFAULT_ROOT
+    tasks = _names(args.tasks)
+    if tasks:
+        from decoder_eval.tasks import TASKS as DECODER_TASKS
+
+        from glue_eval.tasks import TASKS as GLUE_TASKS
+
+        unknown = [t for t in tasks if t not in DECODER_TASKS and t not in GLUE_TASKS]
+        if unknown:
+            raise UserError(f"unknown task(s) {', '.join(unknown)}; decoder: {', '.join(DECODER_TASKS)}; "
+                            f"GLUE: {', '.join(GLUE_TASKS)}")
+    command = "painters " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["report"] \
+        else "painters report"
+    out = build_report(results, args.out, track=args.track, models=_names(args.model), tasks=tasks,
+                       similarity_dir=args.similarity, command=command, wandb=args.wandb,
+                       wandb_dir=args.wandb_dir, wandb_project=args.wandb_project,
+                       wandb_summary_only=args.wandb_summary_only, latency=args.latency)
+    print(f"report: {out.html_path} and {out.markdown_path}; {len(out.figures)} figures, "
+          f"{len(out.missing)} not drawn, {len(out.groups)} tables")
+    for fid, who, why in out.missing:
+        print(f"  not drawn: {fid} — {who}: {why}")
+    width = max((len(f.claim) for f in out.findings), default=0)
+    for f in out.findings:
+        effect = "" if f.interval is None else f"effect {f.interval.text(2)} over {f.units:,} {f.unit_name}" + (
+            f", ~{f.docs_needed:,} needed" if f.docs_needed else "") + (
+            f" (~{f.cpu_hours_to_decide:,.1f} CPU-h more)" if f.cpu_hours_to_decide is not None else "") + (
+            f" ({f.outlook.status})" if f.outlook else "") + "; "
+        print(f"  ({f.claim}){' ' * (width - len(f.claim))} {f.status:<16} {f.subject}: {effect}{f.evidence}")
+    if out.wandb_runs:
+        print(f"W&B: {len(out.wandb_runs)} run(s) under {out.wandb_runs[0].parent} "
+              f"(offline unless WANDB_MODE says otherwise; upload with: wandb sync {out.wandb_runs[0].parent}/offline-run-*)")
+    if args.wandb:
+        _comparison_report(out.groups, args)
+    return 0
+
+
+def _comparison_report(groups, args) -> None:
+    """The W&B comparison report of the per-plan runs: saved when online, else its spec written."""
+    from pathlib import Path
+
+    from painters.report import wandb_report as W
+
+    spec = W.report_spec(groups, project=args.wandb_project)
+    path = W.write_spec(spec, Path(args.out))
+    if W.online() and spec["entity"]:
+        print(f"W&B comparison report: {W.publish(spec)}")
+    else:
+        print(f"W&B comparison report: offline, its spec is {path}; after `wandb sync`, create it with: "
+              f"WANDB_MODE=online WANDB_ENTITY=<you> painters report --wandb-publish {path}")
+
+
+def _publish(path) -> int:
+    import os
+
+    from painters.report import wandb_report as W
+
+    spec = W.load_spec(path)
+    spec["entity"] = spec.get("entity") or os.environ.get("WANDB_ENTITY")
+    print(f"W&B comparison report: {W.publish(spec)}")
+    return 0
+
+
+def add_subparsers(sub) -> None:
+    p = sub.add_parser(
+        "report", help="the paper's figures, tables and findings from the results store (HTML + Markdown)",
+        description="Draw the paper's figures (2: skip-one/switch, 3: similarity, 4-9: each variant over N, "
+                    "10: looped-parallel grid, 11: all variants) from the records in a results store, with "
+                    "tables and findings, into OUT/report.html (self-contained) and OUT/report.md. Figures "
+                    "the records cannot support are listed with the reason.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_results(p)
+    p.add_argument("--out", metavar="DIR", default="reports", help="output folder (default: reports)")
+    p.add_argument("--track", choices=["decoder", "glue", "all"], default="all", help="which track (default: all)")
+    p.add_argument("--model", action="append", metavar="NAME",
+                   help="only these models (alias as in the sweep config; repeatable or comma separated)")
+    p.add_argument("--tasks", action="append", metavar="TASK", help="only these benchmarks / GLUE tasks")
+    p.add_argument("--similarity", metavar="DIR",
+                   help="folder of similarity_*.json (default: the output folder)")
+    p.add_argument("--latency", action="append", metavar="FILE",
+                   help="a benchmarks/latency.py JSON for the accuracy-vs-latency plot (repeatable; default: "
+                        "every latency_*.json in the output folder)")
+    p.add_argument("--wandb", action="store_true",
+                   help="also log figures and tables to a W&B summary run, and one run per plan and seed "
+                        "(offline unless WANDB_MODE is set)")
+    p.add_argument("--wandb-dir", metavar="DIR", help="W&B run folder (default: RESULTS/wandb)")
+    p.add_argument("--wandb-project", default="glue-painters", metavar="NAME", help="W&B project")
+    p.add_argument("--wandb-summary-only", action="store_true", help="only the summary run, no per-plan runs")
+    p.add_argument("--wandb-publish", metavar="SPEC",
+                   help="create the W&B comparison report from a spec written by an offline --wandb run "
+                        "(needs WANDB_MODE=online and a login); nothing else is done")
+    p.set_defaults(func=_report)
+

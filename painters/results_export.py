@@ -1,0 +1,108 @@
+"""Records as a table: ``painters results export`` and ``records_frame`` (a pandas DataFrame).
+
+Why a flat table: a user comparing plans in a notebook or a spreadsheet wants one row per
+record with the plan, the variant and every metric as columns, not a folder of JSON files. The
+columns are the same for both tracks where the meaning is the same (``variant``, ``spec`` - the
+variant spec text such as ``skip:n=8`` -, ``plan``, ``task``, ``seed``); a metric ``acc`` gives
+the columns ``acc`` and ``acc_stderr``. Nothing here knows a track's internals: it reads the
+fields every record carries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from glue_painters.outputs import output_file
+from painters.options import add_results
+from glue_painters.errors import UserError
+from glue_painters.plans import PlanError
+from glue_painters.results import DEFAULT_ROOT, ResultsStore, atomic_write_bytes, atomic_write_text
+from glue_painters.variants import VariantSpec
+
+FORMATS = ("csv", "jsonl", "parquet")
+LEADING = ["track", "model", "variant", "spec", "plan", "plan_hash", "executions", "task", "mode", "seed", "n",
+           "healed", "created", "key_hash"]
+
+
+def _spec_text(rec: dict) -> str:
+    """The variant spec a reader would type (``skip:n=8``), canonical whatever order the record's
+    JSON keeps its parameters in; GLUE records carry it as ``label``."""
+    if rec.get("label"):
+        return rec["label"]
+    try:
+        return VariantSpec.of(rec.get("variant", ""), **(rec.get("params") or {})).text
+    except PlanError:  # a variant this version does not know: show what the record says
+        params = rec.get("params") or {}
+        return rec.get("variant", "") + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
+
+
+def _plan_text(rec: dict) -> str:
+    plan = rec.get("plan")
+    return plan.get("text", "") if isinstance(plan, dict) else (rec.get("plan_text") or plan or "")
+
+
+def flatten(rec: dict) -> dict:
+    """One record as one flat row (metrics and their standard errors as columns)."""
+    row = {
+        "track": rec.get("track"), "model": rec.get("model_name") or rec.get("model"), "variant": rec.get("variant"),
+        "spec": _spec_text(rec), "plan": _plan_text(rec), "plan_hash": rec.get("plan_hash"),
+        "executions": rec.get("executions"), "task": rec.get("task"), "mode": rec.get("mode"),
+        "seed": rec.get("seed", (rec.get("params") or {}).get("seed")), "n": rec.get("n"),
+        "healed": rec.get("healed"), "created": rec.get("created"), "key_hash": rec.get("key_hash"),
+    }
+    for name, value in (rec.get("metrics") or {}).items():
+        row[name] = value
+    for name, value in (rec.get("stderr") or {}).items():
+        row[f"{name}_stderr"] = value
+    if "score" in rec:
+        row["score"] = rec["score"]
+    return row
+
+
+def records_frame(results=None, track: str | None = None):
+    """Every record of a store (or one track) as a DataFrame, one row per record."""
+    import pandas as pd
+
+    root = Path(results) if results is not None else DEFAULT_ROOT
+    if not root.is_dir():
+        raise UserError(f"results folder {root} does not exist")
+    rows = [flatten(r) for r in ResultsStore(root).records(track)]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    first = [c for c in LEADING if c in frame.columns]
+    return frame[first + sorted(c for c in frame.columns if c not in first)]
+
+
+def add_subparsers(sub) -> None:
+    p = sub.add_parser("results", help="work with a results store: export its records as a table")
+    cmds = p.add_subparsers(dest="results_command", metavar="ACTION", required=True)
+    e = cmds.add_parser("export", help="every record as one row (CSV, JSON Lines or Parquet)",
+                        description="Write every record of a results store as a table: one row per record, with "
+                                    "its variant spec, plan, task and each metric with its standard error.")
+    add_results(e)
+    e.add_argument("--track", choices=["decoder", "glue"], default=None, help="only this track (default: both)")
+    e.add_argument("--out", required=True, help="output file; its suffix picks the format: .csv, .jsonl or .parquet")
+    e.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    out = output_file(args.out, "--out")
+    fmt = out.suffix.lstrip(".")
+    if fmt not in FORMATS:
+        raise UserError(f"--out {out}: the suffix picks the format, one of .{', .'.join(FORMATS)}")
+    frame = records_frame(args.results, args.track)
+    if fmt == "csv":
+        atomic_write_text(out, frame.to_csv(index=False))
+    elif fmt == "jsonl":
+        atomic_write_text(out, "".join(json.dumps(r, default=str) + "\n" for r in frame.to_dict("records")))
+    else:
+        import io
+
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        atomic_write_bytes(out, buf.getvalue())
+    print(f"wrote {len(frame)} records to {out}")
+    return 0
