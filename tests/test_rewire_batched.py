@@ -205,6 +205,7 @@ def test_vmap_failure_falls_back_to_the_loop(monkeypatch):
         raise RuntimeError("no batching rule")
 
     monkeypatch.setattr(batched.torch, "vmap", lambda *a, **k: boom)
+    monkeypatch.setattr(batched, "_warned", set())  # warned once per process: a second run must warn too
     with rewired(model, plan, parallel="batched"):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
