@@ -13,6 +13,7 @@ never change, items far longer than a window and a ±0.01 tolerance, all passed.
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -250,3 +251,184 @@ def test_packed_rows_give_each_token_its_position_in_its_own_sequence():
     # every item's root is at position 0
     roots = [i for i, p in enumerate(rows[0].parents) if p < 0]
     assert len(roots) == 3 and all(batch.position_ids[0, r] == 0 for r in roots)
+
+
+# ---- what the first mutation run left alive (reports/mutation.md) ------------------------------
+def test_a_sequential_plan_materializes_and_exports_as_an_ordinary_model(tmp_path):
+    """materialize: the plan's layers as a plain ModuleList (a repeat deep-copied, per-layer config
+    lists reordered), whatever plan the model handed in has on; export_plan saves it with the
+    tokenizer and in the dtype asked for, the model handed in keeping its own."""
+    from transformers import AutoModelForCausalLM
+
+    model = tiny.make("gemma3_text")
+    plan = "0,3,2,5x2,7"
+    order = [0, 3, 2, 5, 5, 7]
+    ids = _ids()
+    with rewired(model, plan):
+        want = _logits(model, ids)
+    types = list(model.config.layer_types)
+    with rewired(model, "0-3"):
+        out = rewire.materialize(model, plan)
+    assert rewire.current_plan(out) is None and rewire.current_plan(model) is None
+    layers = rewire.original_layers(out)
+    assert len(layers) == 6 and out.config.num_hidden_layers == 6
+    assert out.config.layer_types == [types[i] for i in order]
+    assert layers[3] is not layers[4]  # the repeat is a copy, numbered by its new position
+    assert [l.self_attn.layer_idx for l in layers] == list(range(6))
+    torch.testing.assert_close(_logits(out, ids), want, rtol=0, atol=1e-6)
+    path = rewire.export_plan(model, plan, tmp_path / "out", tokenizer=byte_tokenizer(), dtype="bfloat16")
+    assert (path / "tokenizer.json").exists() and (path / "config.json").exists()
+    back = AutoModelForCausalLM.from_pretrained(path)
+    assert back.config.painters_plan == "0,3,2,5x2,7" and back.config.num_hidden_layers == 6
+    assert next(back.parameters()).dtype == torch.bfloat16 and next(model.parameters()).dtype == torch.float32
+    path = rewire.export_plan(model, plan, tmp_path / "plain")
+    assert not (path / "tokenizer.json").exists()
+    assert next(AutoModelForCausalLM.from_pretrained(path).parameters()).dtype == torch.float32
+
+
+def test_the_slot_view_remaps_layer_index_methods_and_per_layer_lists():
+    from transformers.cache_utils import DynamicCache
+
+    from glue_painters.slot_cache import CacheBypassError, SlotCache
+
+    cache = DynamicCache()
+    for i in range(3):  # slot i holds i + 1 tokens
+        cache.update(torch.zeros(1, 2, i + 1, 8), torch.zeros(1, 2, i + 1, 8), i)
+    view = SlotCache(cache, 2)
+    assert view.get_seq_length() == 3 and view.get_seq_length(0) == 3 and view.get_seq_length(layer_idx=0) == 3
+    assert SlotCache(cache, 0).get_seq_length(layer_idx=2) == 1
+    layers = view.layers
+    assert layers[0] is cache.layers[2] and layers[1] is cache.layers[2] and len(layers) == 3
+    with pytest.raises(CacheBypassError, match="sliced"):
+        layers[0:2]
+    with pytest.raises(CacheBypassError, match="iterated"):
+        list(layers)
+    assert view.is_compileable == cache.is_compileable  # anything else is the cache's own
+
+
+def test_a_member_cache_refuses_a_second_update():
+    from glue_painters.batched import Unbatchable, _MemberCache
+
+    mc = _MemberCache(None, None)
+    k = torch.zeros(1, 2, 3, 4)
+    assert mc.update(k, k)[0] is k
+    with pytest.raises(Unbatchable, match="twice"):
+        mc.update(k, k)
+
+
+def test_a_bad_range_names_its_step():
+    from glue_painters.plans import Plan
+
+    with pytest.raises(PlanError, match=r"'0,2-x' \(step 2\)"):
+        Plan.parse("0,2-x")
+    with pytest.raises(PlanError, match=r"\(step 3\)"):
+        Plan.parse("0,1,[2-3,a]")
+
+
+def test_variant_specs_custom_and_their_errors():
+    from glue_painters.variants import VariantSpec
+
+    spec = VariantSpec.of("custom", plan="0-3, 5")
+    assert spec.plan(8).text == "0-3,5"
+    with pytest.raises(PlanError, match="a custom variant takes one parameter, plan=<plan text>"):
+        VariantSpec.of("custom", plan="0-3", n=1)
+    with pytest.raises(PlanError, match="unknown variant 'nope'; known: full, skip"):
+        VariantSpec.of("nope")
+    with pytest.raises(PlanError, match="variant 'full' takes no parameters, not n"):
+        VariantSpec.of("full", n=2)
+    with pytest.raises(PlanError, match="skip_one needs a model of at least 2 layers"):
+        variants.skip_one(1, 0)
+
+
+def test_generation_reads_the_models_own_maximum_length():
+    from decoder_eval.generation import Generator
+
+    model, tok = tiny_lm("llama"), byte_tokenizer()
+    assert tok.model_max_length != model.config.max_position_embeddings
+    assert Generator(model, tok).encoder.max_length == model.config.max_position_embeddings
+
+
+def test_plan_trie_counts_executions_with_and_without_sharing():
+    from glue_painters.prefix_share import PlanTrie
+
+    plans = [variants.skip(T, 2), variants.parallel(T, 2), variants.full(T)]
+    alone = sum(p.executions for p in plans)
+    assert PlanTrie(plans, share=False).layer_executions() == alone
+    shared = PlanTrie(plans).layer_executions()
+    assert shared < alone and shared == 8 + 2 + 3 + 2  # 0-2 shared by all, then 3-7 | 5,6,7 | [3,4] ...
+
+
+@torch.no_grad()
+def test_run_from_feeds_a_hidden_state_and_captures_the_last_steps_output():
+    from glue_painters.plans import Plan
+    from glue_painters.prefix_share import run_from
+
+    model = tiny.make("llama").double()
+    ids = _ids()
+    full = _logits(model, ids)
+    _, h = run_from(model, Plan.parse("0-3"), None, True, lambda: model(input_ids=ids, use_cache=False))
+    assert h is not None and h.shape == (2, 7, 32)
+    out, none = run_from(model, Plan.parse("4-7"), h, False, lambda: model(input_ids=ids, use_cache=False))
+    assert none is None and rewire.current_plan(model) is None
+    torch.testing.assert_close(out.logits, full, rtol=0, atol=1e-10)
+
+
+# the statistics
+def test_an_interval_without_finite_draws_is_empty_but_keeps_its_level_and_size():
+    iv = S.interval_of(0.1, np.array([np.nan, np.inf]), 0.9, 7)
+    assert math.isnan(iv.low) and math.isnan(iv.high) and math.isnan(iv.se)
+    assert iv.estimate == 0.1 and iv.level == 0.9 and iv.n == 7
+
+
+def test_a_one_document_comparison_has_a_zero_width_interval():
+    iv = S.paired_bootstrap([0.75], [0.25])
+    assert iv.estimate == iv.low == iv.high == 0.5 and iv.n == 1
+
+
+@pytest.mark.parametrize("low,high,sign,expected", [
+    (0.1, math.inf, +1, S.INCONCLUSIVE), (-math.inf, -0.1, -1, S.INCONCLUSIVE),
+    (-0.2, 0.0, -1, S.INCONCLUSIVE), (-0.2, 0.0, +1, S.INCONCLUSIVE), (-0.3, -0.1, -1, S.SUPPORTED),
+    (0.1, 0.3, -1, S.CONTRADICTED),
+])
+def test_verdict_at_zero_and_at_infinite_ends(low, high, sign, expected):
+    assert S.verdict(S.Interval(0.0, low, high, 0.95, 100, 0.05), sign) == expected
+
+
+def test_outlook_reports_the_full_sets_size_and_an_effect_exactly_at_the_half_width_is_open():
+    iv = S.Interval(0.02, -0.02, 0.06, 0.95, 100, 0.02)
+    assert S.outlook(iv, 1000).available == 1000
+    z = S.NormalDist().inv_cdf(0.975)
+    half = z * 0.02 * math.sqrt(100 / 120)
+    edge = S.Interval(0.0001, -half, half, 0.95, 100, 0.02)
+    assert S.outlook(edge, 120).status == S.OPEN
+
+
+def test_the_normalized_median_is_silent_when_a_task_is_at_chance():
+    import warnings
+
+    stat = S.normalized_median_difference({}, {"t": 0.5})
+    means = {"t": np.array([[0.6, 0.5, 0.5]])}  # the full model at chance: x / 0 and 0 / 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(stat(means)[0])
+
+
+def test_resample_weights_draw_each_stratum_on_its_own():
+    w = S.resample_weights(np.random.default_rng(0), [3, 5], 400)
+    assert w.shape == (400, 8) and w.dtype == float
+    assert (w[:, :3].sum(axis=1) == 3).all() and (w[:, 3:].sum(axis=1) == 5).all()
+    assert w.mean() == pytest.approx(1.0, abs=0.05) and (w > 0).any(axis=0).all()
+
+
+def test_bootstrap_scores_row_zero_is_observed_and_chunks_do_not_change_the_draws():
+    x = np.random.default_rng(1).normal(size=(40, 2))
+    sc = S.Scorer((40,), lambda w, rng: (w @ x) / w.sum(axis=1, keepdims=True))
+    seen = []
+    sc_seen = S.Scorer((40,), lambda w, rng: (seen.append(rng), (w @ x) / w.sum(axis=1, keepdims=True))[1])
+    one = S.bootstrap_scores({"t": sc}, resamples=300, seed=4)["t"]
+    chunked = S.bootstrap_scores({"t": sc_seen}, resamples=300, seed=4, budget=40 * 7)["t"]
+    assert one.shape == (301, 2) and np.allclose(one[0], x.mean(axis=0))
+    np.testing.assert_allclose(one, chunked, rtol=0, atol=1e-12)  # the same draws (matmul rounding aside)
+    assert seen[0] is None and all(r is not None for r in seen[1:]) and len(seen) == 1 + -(-300 // 7)
+    other = S.bootstrap_scores({"t": sc}, resamples=300, seed=5)["t"]
+    assert not np.array_equal(one[1:], other[1:]) and np.array_equal(one[0], other[0])
