@@ -27,7 +27,6 @@ import json
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -38,6 +37,7 @@ from glue_painters.per_item import compact as compact_per_item
 from glue_painters.plans import Plan
 from glue_painters.results import ResultsStore, atomic_write_text, process_state, record_key, share_work
 from glue_painters.rewire import num_layers
+from glue_painters.sweep import SweepOutcome
 from glue_painters.tracking import Tracker, run_config, run_group
 from glue_painters.variants import VariantSpec
 
@@ -123,17 +123,6 @@ def save_result(store: ResultsStore, key: dict, spec: PlanSpec, result: TaskResu
 
 
 # ---- running ----------------------------------------------------------------------------------------
-@dataclass
-class SweepOutcome:
-    records: list[dict]  # every record of the sweep (found or written), in spec x task order
-    written: int
-    skipped: int
-    seconds: float
-    specs: list[PlanSpec]
-    tasks: list[str]
-    wandb: str | None = None  # where the W&B runs went and the `wandb sync` line, when logged
-
-
 def _pick_device(device: str | None, state=None) -> str:
     """auto -> cuda if there is a GPU. With several processes, plain cuda -> the process's own GPU
     (local rank modulo the GPU count, so more processes than GPUs share them)."""

@@ -28,9 +28,20 @@ class TaskData:
     sizes: dict
 
 
+def eval_rows(rows: list[dict], subset: dict) -> list[dict]:
+    """The evaluation rows a record's ``subset`` key chose from a split's rows: a fixed random
+    subset (``eval``, seeded by ``seed``: ``sample``, and ``limit`` in records written before
+    ``sample`` existed), or the first ``eval_first`` rows (``limit``), or all of them."""
+    rows = T.subset(rows, subset.get("eval"), subset.get("seed", 0))
+    first = subset.get("eval_first")
+    return rows if first is None else rows[:first]
+
+
 def prepare_task(task_name, tokenizer, max_length, data_dir, limit_train, limit_eval, subset_seed=0,
-                 loaded: dict | None = None) -> TaskData:
-    """Rows of every split (``loaded[(task, split)]`` if given, else read and checked now), subset, tokenized."""
+                 loaded: dict | None = None, first_eval: int | None = None) -> TaskData:
+    """Rows of every split (``loaded[(task, split)]`` if given, else read and checked now), subset,
+    tokenized. ``limit_eval``: a fixed random subset of the evaluation rows (``sample``);
+    ``first_eval``: the first N of them (``limit``)."""
     task = T.get_task(task_name)
     sources, sizes = {}, {}
     read = (lambda t, sp, d: loaded[(t.name, sp)]) if loaded is not None else T.load_rows
@@ -41,7 +52,7 @@ def prepare_task(task_name, tokenizer, max_length, data_dir, limit_train, limit_
     evals = {}
     for split in task.eval_splits:
         rows, src = read(task, split, data_dir)
-        rows = T.subset(rows, limit_eval, subset_seed)
+        rows = eval_rows(rows, {"eval": limit_eval, "seed": subset_seed, "eval_first": first_eval})
         sources[split], sizes[split] = _file_sha(src), len(rows)
         evals[split] = T.tokenize(T.to_dataset(rows), task, tokenizer, max_length)
     return TaskData(task, train, evals, sources, sizes)

@@ -11,12 +11,14 @@ or torchrun every process runs this and returns the whole sweep (``processes``).
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from glue_painters.errors import UserError
-from glue_painters.results import ResultsStore, record_key
+from glue_painters.results import DEFAULT_ROOT, ResultsStore, record_key
 from glue_painters.rewire import num_layers
+from glue_painters.sweep import SweepOutcome
 
 from . import tasks as T
 from .config import SweepConfig
@@ -44,10 +46,14 @@ class Sweep:
     _parts: dict = field(default_factory=dict)
 
     def subset(self, mode: str, task: str) -> dict:
-        """What selects a run's rows (part of its key: the same values records always had)."""
+        """What selects a run's rows (part of its key). ``eval`` is the fixed random subset
+        (``sample``; ``limit`` meant it before ``sample`` existed, so old records keep their key);
+        a first-N ``limit`` adds ``eval_first``, so its records are never taken for a sample's."""
         cfg = self.cfg
-        return {"train": cfg.setting(mode, "limit_train"), "eval": cfg.setting(mode, "limit", task),
-                "seed": cfg.subset_seed}
+        out = {"train": cfg.setting(mode, "limit_train"), "eval": cfg.setting(mode, "sample", task),
+               "seed": cfg.subset_seed}
+        first = cfg.setting(mode, "limit", task)
+        return out | ({"eval_first": first} if first is not None else {})
 
     def parts(self, mode: str, task: str) -> KeyParts:
         """The key fields shared by a mode's runs on a task (the probe's include the resolved pooling)."""
@@ -66,15 +72,17 @@ class Sweep:
         return out
 
 
-def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progress=True,
-              log=print, dry: bool = False) -> list[dict]:
+def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, wandb_on: bool = False, progress: bool = True,
+              log=print, dry: bool = False) -> SweepOutcome:
     """Run every missing run of ``cfg``; returns the sweep's records (new and already done) in the
-    config's order. With ``dry=True`` nothing runs and nothing is written: the records the store
-    has (or could copy) are collected.
+    config's order, as the decoder track's ``run_sweep`` does. With ``dry=True`` nothing runs and
+    nothing is written: the records the store has (or could copy) are collected.
 
     Under ``accelerate launch``/torchrun: fine-tuning runs use every process at once and only the
     main process writes their records and W&B runs; a task's probes go to one process, which
     writes them. Every process then returns the whole sweep."""
+    start = time.perf_counter()
+    results_dir = Path(results_dir) if results_dir is not None else DEFAULT_ROOT
     rows = {} if dry else read_rows(cfg, data_dir)  # a bad row stops the sweep before anything runs
     procs = Processes() if dry else Processes.of_launch()
     if not procs.is_main:
@@ -85,7 +93,8 @@ def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progr
     runs = sweep.runs()
     found = find_records(sweep, runs, keep_copies=not dry and procs.is_main)
     if dry:
-        return [rec for rec in found if rec is not None]
+        kept = [rec for rec in found if rec is not None]
+        return SweepOutcome(kept, 0, len(kept), time.perf_counter() - start, [run.spec for run in runs], list(cfg.tasks))
     pending = [run for run, rec in zip(runs, found) if rec is None]
     log(_intro(sweep, runs))
     procs.wait()  # every process has looked in the store before anyone writes to it
@@ -101,9 +110,11 @@ def run_sweep(cfg: SweepConfig, results_dir, data_dir=None, wandb_on=True, progr
         copied = sum(1 for rec in found if rec is not None and rec.get("migrated_from"))
         log(f"glue sweep: {len(pending)} runs done now, {len(runs) - len(pending)} already in {results_dir}"
             + (f" ({copied} copied from a record of the same plan)" if copied else ""))
-    if wb.where():
-        log(wb.where())
-    return records
+    where = wb.where()
+    if where:
+        log(where)
+    return SweepOutcome(records, len(pending), len(runs) - len(pending), time.perf_counter() - start,
+                        [run.spec for run in runs], list(cfg.tasks), where)
 
 
 def read_rows(cfg: SweepConfig, data_dir) -> dict:
@@ -159,7 +170,7 @@ def compute(sweep: Sweep, runs: list[Run], rows: dict, procs: Processes, wb: Wan
             parts, subset = sweep.parts(mode, task), sweep.subset(mode, task)
             hp = cfg.finetune_hp if mode == "finetune" else cfg.probe_hp
             td = prepare_task(task, sweep.tokenizer, hp.max_length, sweep.data_dir, subset["train"], subset["eval"],
-                              cfg.subset_seed, rows)
+                              cfg.subset_seed, rows, first_eval=subset.get("eval_first"))
             if td.sources != parts.data:  # pragma: no cover - files changed while running
                 raise UserError(f"GLUE {task} data changed during the sweep")
             bar.set_postfix_str(f"{mode} {task}")

@@ -109,14 +109,16 @@ def probe_step(model_name: str, encoder, runs: list[Run], td: TaskData, hp: Prob
             wb.finish(wb_run, rec)
 
 
-def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_train=None, limit_eval=None,
-                     output_dir=None, save_steps=None, resume=False, results=None, wandb_on=True,
-                     subset_seed=0, wandb_settings=None, save_model: bool = True) -> dict | None:
+def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_train=None, sample=None,
+                     output_dir=None, save_steps=None, resume=False, results=None, wandb_on=False,
+                     subset_seed=0, wandb_settings=None, save_model: bool = True, limit=None,
+                     progress: bool = True) -> dict | None:
     """One fine-tuning run (``python -m painters.commands.finetune``): ``finetune_run`` on one model;
     the fine-tuned model and tokenizer (``saved_model.save_finetuned``) and its record
     (``metrics.json``) in ``output_dir``; the record also in the results store ``results``, else
     ``$PAINTERS_RESULTS`` when set. ``resume``: True (the last checkpoint in ``output_dir``) or a
-    checkpoint folder. The folders are checked before the model loads."""
+    checkpoint folder. ``limit``/``sample``: the first N evaluation rows, or a fixed random subset
+    of N (keyed as a sweep keys them). The folders are checked before the model loads."""
     from transformers import set_seed
 
     from glue_painters.outputs import output_folder
@@ -134,13 +136,16 @@ def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_tr
     set_seed(spec.seed)
     model, tok = load(spec.model, "sequence-classification", num_labels=task.num_labels)
     plan = spec.plan(num_layers(model))
-    td = prepare_task(task.name, tok, hp.max_length, data_dir, limit_train, limit_eval, subset_seed)
-    parts = KeyParts(weights_fingerprint(model.base_model), hp.key_dict(),
-                     {"train": limit_train, "eval": limit_eval, "seed": subset_seed}, td.sources)
+    if limit is not None and sample is not None:
+        raise UserError("--limit (the first N rows) and --sample (a fixed random subset) both choose the evaluation "
+                        "rows; give one")
+    td = prepare_task(task.name, tok, hp.max_length, data_dir, limit_train, sample, subset_seed, first_eval=limit)
+    subset = {"train": limit_train, "eval": sample, "seed": subset_seed} | ({"eval_first": limit} if limit else {})
+    parts = KeyParts(weights_fingerprint(model.base_model), hp.key_dict(), subset, td.sources)
     ckpt = _checkpoint(output_dir, resume)
     wb = WandbRuns(wandb_on and is_main_process(), wandb_settings, Path(results or output_dir))
     rec = finetune_run(spec.model, spec, plan, td, hp, parts, wb, model=model, tokenizer=tok, output_dir=output_dir,
-                       save_steps=save_steps, resume=ckpt, progress=True)
+                       save_steps=save_steps, resume=ckpt, progress=progress)
     if is_main_process():
         if save_model:  # before metrics.json: a folder with metrics.json holds its model
             print(save_finetuned(model, plan, output_dir, tok), file=sys.stderr)

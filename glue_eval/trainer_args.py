@@ -31,9 +31,9 @@ from glue_painters.errors import UserError
 OWN = {"learning_rate": "learning_rate", "per_device_train_batch_size": "batch_size",
        "num_train_epochs": "epochs", "weight_decay": "weight_decay", "warmup_steps": "warmup_steps",
        "per_device_eval_batch_size": "eval_batch_size", "bf16": "bf16", "fp16": "fp16"}
-# Set by the run itself: the run's seed, its folder, and W&B (--no-wandb / WANDB_MODE).
+# Set by the run itself: the run's seed, its folder, and W&B (--wandb/--no-wandb, a config's wandb:).
 RESERVED = {"output_dir": "the run's folder (--output-dir)", "seed": "the run's seed (--seed, or a sweep's seeds)",
-            "report_to": "W&B is on unless turned off (--no-wandb, or WANDB_MODE=disabled)"}
+            "report_to": "W&B is the run's own: --wandb/--no-wandb, or a wandb: section in the config"}
 NEUTRAL = frozenset("""
     output_dir logging_strategy logging_steps logging_first_step log_on_each_node logging_nan_inf_filter
     include_num_input_tokens_seen log_level log_level_replica disable_tqdm report_to run_name project

@@ -91,7 +91,7 @@ def test_tiny_sweep_end_to_end_records_wandb_and_resume(tmp_path, tiny_dir, caps
     cfg = write_config(tmp_path / "sweep.yaml", model=str(tiny_dir))
     results, report = tmp_path / "results", tmp_path / "report.md"
     argv = ["glue", "run", str(cfg), "--results", str(results), "--data-dir", str(data), "--no-progress"]
-    assert main(argv + ["--report", str(report)]) == 0
+    assert main(argv + ["--report", str(report), "--wandb"]) == 0
     out = capsys.readouterr()
     # 3 plans: finetune 1 seed + probe 2 seeds
     recs = records(results)

@@ -166,7 +166,7 @@ def test_eval_curves_while_fine_tuning_without_changing_the_scores(tmp_path, tin
     argv = _argv(tiny_dir, data, tmp_path / "plain", "--no-wandb", "--plan", "skip:n=1", "--epochs", "2")
     assert ft.main(argv) == 0
     assert ft.main(_argv(tiny_dir, data, tmp_path / "curves", "--plan", "skip:n=1", "--epochs", "2",
-                         "--eval_strategy", "epoch")) == 0
+                         "--eval_strategy", "epoch", "--wandb")) == 0
     assert "wandb sync" in capsys.readouterr().err
     plain, curves = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("plain", "curves"))
     assert curves["metrics"] == plain["metrics"] and curves["train_loss"] == plain["train_loss"]
@@ -184,7 +184,7 @@ def test_eval_curves_in_a_sweep_and_the_probes_head_loss(tmp_path, tiny_dir):
                                                                        "eval_strategy": "epoch"})
     base = ["--data-dir", str(data), "--no-progress"]
     assert painters(["glue", "run", str(plain), "--results", str(tmp_path / "a"), "--no-wandb", *base]) == 0
-    assert painters(["glue", "run", str(curves), "--results", str(tmp_path / "b"), *base]) == 0
+    assert painters(["glue", "run", str(curves), "--results", str(tmp_path / "b"), "--wandb", *base]) == 0
     (a,) = [json.loads(p.read_text()) for p in records(tmp_path / "a")]
     b = {r["mode"]: r for r in (json.loads(p.read_text()) for p in records(tmp_path / "b"))}
     assert b["finetune"]["key_hash"] == a["key_hash"] and b["finetune"]["metrics"] == a["metrics"]

@@ -152,7 +152,7 @@ def test_glue_sweep_on_2_processes_writes_each_record_and_wandb_run_once(tmp_pat
                        seeds=[0], probe={"epochs": 1, "max_length": 32, "batch_size": 8})
 
     def args(results):
-        return ["glue", "run", str(cfg), "--results", str(results), "--data-dir", str(data), "--no-progress"]
+        return ["glue", "run", str(cfg), "--results", str(results), "--data-dir", str(data), "--no-progress", "--wandb"]
 
     def records(results):
         return {r["key_hash"]: r for r in ResultsStore(results).records("glue")}

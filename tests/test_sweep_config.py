@@ -102,8 +102,11 @@ def test_glue_random_follows_the_training_seed_unless_permutation_seeds_are_give
 
 
 @pytest.mark.parametrize("over,needle", [
-    ({"limit_eval": 8}, "'limit_eval' is now spelled 'limit'"),
-    ({"probe": {"limit_eval": 8}}, "'limit_eval' is now spelled 'limit'"),
+    ({"limit_eval": 8}, "'limit_eval' is gone: 'sample: N' is a fixed random subset"),
+    ({"probe": {"limit_eval": 8}}, "'limit_eval' is gone: 'sample: N' is a fixed random subset"),
+    ({"seeds": 3}, "write the seeds as a list ([3] is seed 3) or 'seed_count: 3'"),
+    ({"seeds": [0], "seed_count": 2}, "not both"),
+    ({"limit": 4, "sample": 8}, "'limit' (the first N rows) and 'sample' (a fixed random subset)"),
     ({"seeds": [-1]}, "non-negative"),
     ({"modes": ["train"]}, "unknown mode 'train'"),
     ({"wandb": {"projekt": "x"}}, "unknown setting(s) projekt"),
@@ -117,7 +120,7 @@ def test_glue_track_keys_are_checked_in_one_line(over, needle):
 
 def test_a_mode_section_overrides_seeds_and_limits_per_task():
     cfg = GlueSweepConfig.from_mapping({"model": "m", "tasks": ["rte", "mrpc"], "limit": {"default": 8, "mrpc": 4},
-                                        "limit_train": 32, "seeds": 2,
+                                        "limit_train": 32, "seed_count": 2,
                                         "finetune": {"seeds": [0], "limit": 16, "epochs": 1}})
     assert cfg.setting("probe", "limit", "mrpc") == 4 and cfg.setting("probe", "limit", "rte") == 8
     assert cfg.setting("finetune", "limit", "mrpc") == 16 and cfg.setting("finetune", "seeds") == [0]
@@ -143,8 +146,9 @@ def test_pick_tasks_narrows_per_task_limits_in_both_tracks():
 
 def test_glue_seeds_flag_replaces_every_modes_seeds(tmp_path):
     """``--seeds`` sets the training seeds of every mode, a mode section's own included (the
-    replication adds seed 1 to some fine-tuned rows with ``--seeds 2``: seed 0 is done, so only
-    seed 1 runs); one number is a count, as in YAML."""
+    replication adds seed 1 to some fine-tuned rows with ``--seeds 0 1``: seed 0 is done, so only
+    seed 1 runs). ``--seeds`` lists the seed values, as ``seeds:`` does in a config: ``--seeds 2``
+    is seed 2 (it was a count, seeds 0 and 1); a count is ``--seed-count``."""
     import yaml
 
     from painters.commands.glue import _config
@@ -159,8 +163,59 @@ def test_glue_seeds_flag_replaces_every_modes_seeds(tmp_path):
         return cfg.setting("finetune", "seeds"), cfg.setting("probe", "seeds")
 
     assert seeds() == ([0], [0, 1, 2])
-    assert seeds("--seeds", "2") == ([0, 1], [0, 1])
-    assert seeds("--seeds", "1,3") == ([1, 3], [1, 3])
-    for bad in ("x", "-1", ","):
-        with pytest.raises(UserError, match="--seeds"):
-            seeds("--seeds", bad)
+    assert seeds("--seeds", "2") == ([2], [2])
+    assert seeds("--seeds", "1,3") == ([1, 3], [1, 3]) == seeds("--seeds", "1", "3")
+    assert seeds("--seed-count", "2") == ([0, 1], [0, 1])
+    for bad in (["--seeds", "x"], ["--seeds", "-1"], ["--seeds", ","], ["--seeds", "1", "1"],
+                ["--seeds", "1", "--seed-count", "2"], ["--seed-count", "0"]):
+        with pytest.raises(UserError, match="--seed"):
+            seeds(*bad)
+
+
+def test_glue_limit_is_the_first_rows_and_sample_a_random_subset(tmp_path):
+    """``limit`` means the first N evaluation rows in both tracks (it was a random subset in
+    GLUE); ``sample`` is the random subset, keyed exactly as the old ``limit`` records were, so a
+    store written before is still found and a first-N record is never taken for a sample's."""
+    import yaml
+
+    from glue_eval import tasks as T
+    from glue_eval.data import eval_rows
+    from glue_eval.pipeline import Sweep
+    from painters.cli import build_parser
+    from painters.commands.glue import _config
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"model": "minilm", "variants": ["full"], "tasks": ["rte", "mrpc"], "sample": 8,
+                                    "probe": {"limit": {"rte": 3}}}))
+
+    def cfg(*flags):
+        return _config(build_parser().parse_args(["glue", "run", str(path), *flags]))
+
+    def subset(c, mode, task):
+        return Sweep(c, None, None, None, None, 6, "fp", "cls", "").subset(mode, task)
+
+    c = cfg()
+    assert subset(c, "finetune", "rte") == {"train": None, "eval": 8, "seed": 0}  # the old records' key
+    assert subset(c, "probe", "rte") == {"train": None, "eval": None, "seed": 0, "eval_first": 3}
+    assert subset(c, "probe", "mrpc") == {"train": None, "eval": None, "seed": 0}  # the mode's own rows win
+    c = cfg("--limit", "5", "--limit", "mrpc=2")  # the command line decides the rows: the config's sample goes
+    assert [subset(c, "finetune", t) for t in ("rte", "mrpc")] == [
+        {"train": None, "eval": None, "seed": 0, "eval_first": 5}, {"train": None, "eval": None, "seed": 0, "eval_first": 2}]
+    c = cfg("--sample", "4")
+    assert subset(c, "probe", "rte") == {"train": None, "eval": 4, "seed": 0}
+    rows = [{"i": i} for i in range(20)]
+    assert eval_rows(rows, {"eval_first": 5}) == rows[:5]
+    assert eval_rows(rows, {"eval": 5, "seed": 0}) == T.subset(rows, 5, 0) != rows[:5]
+    with pytest.raises(UserError, match="--limit takes a positive number or TASK=NUMBER"):
+        cfg("--limit", "0")
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["glue", "run", "c.yaml", "--limit-eval", "5"], "--limit-eval is gone: --sample N"),
+])
+def test_old_spellings_name_what_replaced_them(argv, needle, capsys):
+    from painters.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and needle in capsys.readouterr().err

@@ -17,34 +17,13 @@ from glue_painters.outputs import output_file, output_folder
 from glue_painters.results import DEFAULT_ROOT, ResultsStore, atomic_write_text
 
 from glue_painters.yamlfile import read_yaml
-from painters.options import add_data_dir, add_grid_options, add_report, add_results, grid_overrides, pick_tasks
+from painters.options import (add_data_dir, add_grid_options, add_options, add_report, add_results, grid_overrides,
+                              names, pick_tasks, quiet, set_rows, task_numbers, wandb_on)
 
 from decoder_eval.heal_pairs import heal_pairs, render_pairs
 from decoder_eval.summary import group_records, render, summarize
 from decoder_eval.sweep import CONFIG_KEYS, TRACK, load_config, parse_config, process_state, run_sweep
 from decoder_eval.tasks import TASKS
-
-
-def _limits(values: list[str] | None) -> dict | None:
-    """``--limit 20 --limit gsm8k=2`` -> {"default": 20, "gsm8k": 2}."""
-    if not values:
-        return None
-    out = {}
-    for v in values:
-        name, eq, num = v.rpartition("=")
-        if not num.strip().isdigit() or int(num) < 1:
-            raise UserError(f"--limit takes a positive number or TASK=NUMBER, got {v!r}")
-        if eq and not name.strip():
-            raise UserError(f"--limit {v}: give TASK=NUMBER")
-        out[name if eq else "default"] = int(num)
-    return out
-
-
-def _tasks(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    names = [t for v in values for t in v.split(",") if t.strip()]
-    return [t.strip() for t in names]
 
 
 def _check_run_options(args) -> None:
@@ -67,17 +46,10 @@ def _run(args) -> int:
     source = args.config or "<flags>"
     if not isinstance(raw, dict) or not raw:
         parse_config(raw, source)  # empty or not a mapping: the grammar's one-line error
-    tasks = _tasks(args.tasks)
+    tasks = names(args.tasks)
     if tasks:
         raw = pick_tasks(raw, tasks)
-    limits = _limits(args.limit)
-    if limits:
-        old = raw.get("limit")
-        merged = dict(old) if isinstance(old, dict) else ({"default": old} if old is not None else {})
-        if "default" in limits:  # a plain --limit N replaces every per-task limit of the config
-            merged = {}
-        merged.update(limits)
-        raw["limit"] = merged
+    raw = set_rows(raw, "limit", task_numbers(args.limit, "--limit"))
     if args.task_path:  # relative to where the command runs, unlike the config's own task_paths
         raw["task_paths"] = list(raw.get("task_paths") or []) + [str(Path(p).resolve()) for p in args.task_path]
     cfg = parse_config(raw, source)
@@ -88,8 +60,8 @@ def _run(args) -> int:
                                      dtype=args.dtype)))
         return 0
     outcome = run_sweep(cfg, results_dir=args.results, data_dir=args.data_dir, log_samples=args.log_samples,
-                        device=args.device, dtype=args.dtype, batch_size=args.batch_size, progress=not args.quiet,
-                        wandb=args.wandb)
+                        device=args.device, dtype=args.dtype, batch_size=args.batch_size, progress=not quiet(args),
+                        wandb=wandb_on(args, cfg.wandb))
     if not process_state().is_main_process:
         return 0  # under accelerate launch the main process alone prints the summary and the report
     summary = summarize(outcome.records, outcome.tasks)
@@ -165,32 +137,22 @@ def add_subparsers(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("config", nargs="?", help="sweep config (YAML), e.g. configs/decoder/smollm2_quick.yaml; "
                                                "optional with --model and the grid flags")
-    run.add_argument("--limit", action="append", metavar="N|TASK=N",
-                     help="evaluate the first N documents of each task (file order, as lm-eval's --limit); "
-                          "TASK=N sets one task; repeatable; a plain N replaces the config's limits")
-    run.add_argument("--tasks", nargs="+", metavar="TASK",
-                     help=f"only these tasks (space or comma separated): {', '.join(TASKS)}, any lm-eval task "
-                          f"name, or a task of a --task-path folder")
+    add_options(run, "tasks", help={"tasks": f"{', '.join(TASKS)}, any lm-eval task name, or a task of a "
+                                                  f"--task-path folder"})
+    add_options(run, "limit")
     run.add_argument("--task-path", action="append", metavar="DIR",
                      help="a folder of lm-eval task YAMLs whose tasks 'tasks'/--tasks may name (lm-eval's "
                           "--include_path); repeatable, added to the config's task_paths")
     add_data_dir(run)  # 'hub' loads the datasets by name
-    add_results(run)
-    run.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or auto (default: config, else auto)")
-    run.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "auto"],
-                     help="model dtype (default: config, else bfloat16 on CUDA and float32 on CPU)")
+    add_options(run, "results", "device", "dtype", help={"device": "the config's device wins over the default",
+                                                         "dtype": "the config's dtype wins over the default"})
     run.add_argument("--batch-size", type=int, metavar="B",
                      help="rows per forward for loglikelihood (each row packs whole items, about 256 tokens), "
                           "prompts per generate call for GSM8K (default: config, else 16)")
     run.add_argument("--log-samples", action="store_true",
                      help="also keep per-item requests, outputs and scores in a JSONL file next to each record")
-    add_report(run)
-    run.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bar")
-    run.add_argument("--dry-run", action="store_true",
-                     help="list the plans, what is already in the store and an estimated time; run nothing")
-    run.add_argument("--wandb", action="store_true",
-                     help="also log each record this run writes as its own W&B run (offline unless WANDB_MODE "
-                          "is set; W&B's WANDB_* variables and the config's wandb: section are respected)")
+    add_options(run, "report", "quiet", "wandb")
+    add_options(run, "dry_run", help={"dry_run": "with an estimated time from the store's own timings"})
     add_grid_options(run)
     run.set_defaults(func=_run)
 

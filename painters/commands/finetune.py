@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 
-from painters.options import add_data_dir
+from painters.options import OPTIONS, add_data_dir, add_options, add_renamed, quiet, wandb_on
 from glue_painters.errors import UserError
 
 from glue_eval.hparams import FinetuneHParams
@@ -54,11 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for the fine-tuned model and tokenizer, metrics.json and checkpoints")
     add_data_dir(p, "glue")
     p.add_argument("--limit-train", type=int, default=None, help="train on a fixed random subset of this many rows")
-    p.add_argument("--limit-eval", type=int, default=None, help="evaluate on a fixed random subset of this many rows")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help=f"{OPTIONS['limit'].help.split(';')[0]}")
+    p.add_argument("--sample", type=int, default=None, metavar="N",
+                   help="evaluate a fixed random subset of N rows per split instead of the first N (seed 0)")
+    add_renamed(p)
+    add_options(p, "quiet")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in --output-dir")
     p.add_argument("--results", default=None,
                    help="also write the record into this ResultsStore folder (default: $PAINTERS_RESULTS when set)")
-    p.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
+    add_options(p, "wandb", help={"wandb": "here: off unless --wandb or --report_to wandb"})
     p.add_argument("--max-length", "--max_seq_length", "--max-seq-length", dest="max_length", type=int,
                    default=argparse.SUPPRESS, help="tokens per example (default: 128)")
     for flag, dest in _ALIASES.items():
@@ -67,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_OURS = ("model", "task", "plan", "seed", "output_dir", "data_dir", "limit_train", "limit_eval", "resume",
-         "results", "no_wandb")
+_OURS = ("model", "task", "plan", "seed", "output_dir", "data_dir", "limit_train", "limit", "sample", "resume",
+         "results", "wandb", "quiet")
 
 
 def _hparams(args) -> tuple[FinetuneHParams, bool, str | None]:
@@ -76,14 +80,14 @@ def _hparams(args) -> tuple[FinetuneHParams, bool, str | None]:
     named by ``--resume_from_checkpoint``."""
     given = {k: v for k, v in vars(args).items() if k not in _OURS}
     resume_from = given.pop("resume_from_checkpoint", None)
-    wandb_on = not args.no_wandb
+    on = wandb_on(args, None)
     report_to = given.pop("report_to", None)
     if report_to is not None:  # run_glue.py's way of choosing trackers: only W&B (or none) here
         names = {report_to} if isinstance(report_to, str) else set(report_to)
         if not names <= {"wandb", "none", "all"}:
             raise UserError(f"--report_to {' '.join(sorted(names))}: this command logs to W&B only (or none)")
-        wandb_on = wandb_on and "none" not in names
-    return FinetuneHParams.from_dict(given, "command line"), wandb_on, resume_from
+        on = ("none" not in names) if args.wandb is None else (on and "none" not in names)
+    return FinetuneHParams.from_dict(given, "command line"), on, resume_from
 
 
 def main(argv=None) -> int:
@@ -91,9 +95,12 @@ def main(argv=None) -> int:
     try:
         hp, wandb_on, resume_from = _hparams(args)
         spec = RunSpec.of(args.model, args.plan, args.task, "finetune", args.seed)
-        rec = run_finetune_one(spec, hp, data_dir=args.data_dir, limit_train=args.limit_train,
-                               limit_eval=args.limit_eval, output_dir=args.output_dir,
-                               resume=resume_from or args.resume, results=args.results, wandb_on=wandb_on)
+        for flag in ("limit", "sample", "limit_train"):
+            if getattr(args, flag) is not None and getattr(args, flag) < 1:
+                raise UserError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+        rec = run_finetune_one(spec, hp, data_dir=args.data_dir, limit_train=args.limit_train, limit=args.limit,
+                               sample=args.sample, output_dir=args.output_dir, resume=resume_from or args.resume,
+                               results=args.results, wandb_on=wandb_on, progress=not quiet(args))
     except UserError as e:
         print(f"painters.commands.finetune: error: {e}", file=sys.stderr)
         return 2

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from painters.options import add_data_dir, add_grid_options, add_report, add_results
+from painters.options import (add_data_dir, add_grid_options, add_options, add_report, add_results, names, quiet,
+                              seeds, set_rows, task_numbers, wandb_on)
 from glue_painters.errors import UserError
 
 
@@ -19,7 +20,8 @@ def add_subparsers(sub) -> None:
 
     run = gsub.add_parser("run", help="run every missing run of a sweep config and print its table",
                           description="Run a sweep (configs/glue/*.yaml). Finished runs are skipped, so an "
-                                      "interrupted sweep resumes. Logs to W&B offline unless WANDB_MODE is set. "
+                                      "interrupted sweep resumes. With --wandb (or a wandb: section in the config) "
+                                      "each record is a W&B run, offline unless WANDB_MODE is set. "
                                       "Several processes: accelerate launch --num_processes N -m painters.cli "
                                       "glue run CONFIG (or torchrun): fine-tuning runs use all processes at once "
                                       "(Trainer's data parallelism), the tasks' probes are dealt out among them; "
@@ -28,18 +30,8 @@ def add_subparsers(sub) -> None:
                      help="sweep YAML (e.g. configs/glue/minilm_quick.yaml); optional with --model and the grid flags")
     _common(run)
     add_grid_options(run)
-    run.add_argument("--tasks", default=None, help="comma-separated tasks, replacing the config's (e.g. rte,mrpc)")
-    run.add_argument("--modes", default=None, help="comma-separated modes, replacing the config's: finetune,probe")
-    run.add_argument("--limit-train", type=int, default=None, metavar="N",
-                     help="train on a fixed random subset of N rows per task (replaces the config's)")
-    run.add_argument("--limit", type=int, default=None, metavar="N",
-                     help="evaluate on a fixed random subset of N rows per split (replaces the config's)")
-    run.add_argument("--limit-eval", type=int, default=None, metavar="N", help="the old spelling of --limit")
-    run.add_argument("--seeds", default=None, metavar="SEEDS",
-                     help="training seeds of every mode: a count (seeds 0..count-1) or comma-separated seeds "
-                          "(replaces the config's; finished seeds are skipped)")
-    run.add_argument("--no-wandb", action="store_true", help="do not log runs to Weights & Biases")
-    run.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bar")
+    _selection(run)
+    add_options(run, "epochs", "wandb", "quiet", "dry_run")
     run.set_defaults(func=_run)
 
     summ = gsub.add_parser("summary", help="print the table of finished runs",
@@ -48,13 +40,18 @@ def add_subparsers(sub) -> None:
                                        "in the results folder.")
     summ.add_argument("config", metavar="CONFIG", nargs="?", default=None, help="sweep YAML (optional)")
     _common(summ)
-    summ.add_argument("--tasks", default=None, help="comma-separated tasks, replacing the config's")
-    summ.add_argument("--modes", default=None, help="comma-separated modes, replacing the config's")
-    summ.add_argument("--limit-train", type=int, default=None, metavar="N", help="as given to run")
-    summ.add_argument("--limit", type=int, default=None, metavar="N", help="as given to run")
-    summ.add_argument("--limit-eval", type=int, default=None, metavar="N", help="the old spelling of --limit")
-    summ.add_argument("--seeds", default=None, metavar="SEEDS", help="as given to run")
+    _selection(summ, "as given to run")
     summ.set_defaults(func=_summary)
+
+
+def _selection(p, extra: str | None = None) -> None:
+    """The options that choose a sweep's runs, the same in ``run`` and ``summary``."""
+    add_options(p, "tasks", "limit", "sample", "seeds", "seed_count",
+                help=dict.fromkeys(("tasks", "limit", "sample", "seeds", "seed_count"), extra) if extra else None)
+    p.add_argument("--modes", nargs="+", default=None, metavar="MODE",
+                   help="finetune and/or probe, space or comma separated (replaces the config's)")
+    p.add_argument("--limit-train", type=int, default=None, metavar="N",
+                   help="train on a fixed random subset of N rows per task (replaces the config's)")
 
 
 def _common(p) -> None:
@@ -78,39 +75,48 @@ def _config(args):
     if not isinstance(raw, dict) or not raw:
         return GlueSweepConfig.from_mapping(raw, args.config or "<flags>")  # the grammar's one-line error
     raw = dict(raw)
-    if args.tasks:
-        raw = pick_tasks(raw, [t.strip() for t in args.tasks.split(",") if t.strip()])
+    tasks = names(args.tasks)
+    if tasks:
+        raw = pick_tasks(raw, tasks)
     if args.modes:
-        raw["modes"] = [t.strip() for t in args.modes.split(",") if t.strip()]
-    limits = {"limit_train": args.limit_train, "limit": args.limit if args.limit is not None else args.limit_eval}
-    for key, value in limits.items():
-        if value is None:
-            continue
-        if value < 1:
-            raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
-        raw[key] = value
-        _drop_from_modes(raw, key)
-    if args.seeds is not None:
-        values = [v.strip() for v in args.seeds.split(",") if v.strip()]
-        if not values or not all(v.isdigit() for v in values):
-            raise UserError(f"--seeds {args.seeds}: a count or comma-separated non-negative seeds")
-        raw["seeds"] = int(values[0]) if len(values) == 1 else [int(v) for v in values]
-        _drop_from_modes(raw, "seeds")
+        raw["modes"] = names(args.modes)
+    raw = set_rows(raw, "limit", task_numbers(args.limit, "--limit"), replaces=("sample",))
+    raw = set_rows(raw, "sample", task_numbers(args.sample, "--sample"), replaces=("limit",))
+    if args.limit_train is not None:
+        if args.limit_train < 1:
+            raise UserError(f"--limit-train must be at least 1, got {args.limit_train}")
+        raw["limit_train"] = args.limit_train
+        _drop_from_modes(raw, "limit_train")
+    chosen = seeds(args)
+    if chosen is not None:
+        raw["seeds"] = chosen
+        raw.pop("seed_count", None)
+        _drop_from_modes(raw, "seeds", "seed_count")
+    if getattr(args, "epochs", None) is not None:
+        if args.epochs <= 0:
+            raise UserError(f"--epochs must be positive, got {args.epochs:g}")
+        epochs = int(args.epochs) if float(args.epochs).is_integer() else args.epochs
+        for mode in raw.get("modes") or ("finetune", "probe"):
+            if mode in ("finetune", "probe"):  # an unknown mode is the grammar's to name
+                raw[mode] = dict(raw.get(mode) or {}, epochs=epochs)
     return GlueSweepConfig.from_mapping(raw, args.config or "<flags>")
 
 
-def _drop_from_modes(raw: dict, key: str) -> None:
+def _drop_from_modes(raw: dict, *keys: str) -> None:
     """A setting given on the command line replaces the modes' own (their sections win otherwise)."""
     for mode in ("finetune", "probe"):
         if isinstance(raw.get(mode), dict):
-            raw[mode] = {k: v for k, v in raw[mode].items() if k != key}
+            raw[mode] = {k: v for k, v in raw[mode].items() if k not in keys}
 
 
-def _limit_text(cfg, mode: str) -> str:
-    values = {cfg.setting(mode, "limit", t) for t in cfg.tasks}
-    if len(values) == 1:
-        return str(values.pop() or "all")
-    return ", ".join(f"{t} {cfg.setting(mode, 'limit', t) or 'all'}" for t in cfg.tasks)
+def _rows_text(cfg, mode: str) -> str:
+    """Which evaluation rows a mode's runs score, per task when they differ."""
+    def one(task):
+        first, sample = cfg.setting(mode, "limit", task), cfg.setting(mode, "sample", task)
+        return (f"first {first}" if first else f"random {sample} (seed {cfg.subset_seed})" if sample else "all")
+
+    values = {one(t) for t in cfg.tasks}
+    return values.pop() if len(values) == 1 else ", ".join(f"{t} {one(t)}" for t in cfg.tasks)
 
 
 def _results(args):
@@ -126,9 +132,9 @@ def _header(argv_cmd: str, cfg=None, wall_s: float | None = None) -> str:
         for mode in cfg.modes:
             hp = (cfg.finetune_hp if mode == "finetune" else cfg.probe_hp).settings()
             lines.append(f"- {mode}: seeds {cfg.setting(mode, 'seeds')}; train subset "
-                         f"{cfg.setting(mode, 'limit_train') or 'all'} rows, eval subset "
-                         f"{_limit_text(cfg, mode)} rows per split (fixed random subset, "
-                         f"seed {cfg.subset_seed}); {', '.join(f'{k}={v}' for k, v in hp.items())}")
+                         f"{cfg.setting(mode, 'limit_train') or 'all'} rows (fixed random subset, seed "
+                         f"{cfg.subset_seed}), eval rows per split: {_rows_text(cfg, mode)}; "
+                         f"{', '.join(f'{k}={v}' for k, v in hp.items())}")
     if wall_s is not None:
         lines.append(f"- wall time of this command: {wall_s / 60:.1f} min")
     lines.append("- cell = task score x100 (mean of the task's official metrics), mean ± std over seeds; "
@@ -148,9 +154,11 @@ def _run(args) -> int:
     if args.report:
         output_file(args.report, "--report")
     cfg = _config(args)
+    if args.dry_run:
+        return _dry_run(args, cfg)
     t0 = time.perf_counter()
-    records = run_sweep(cfg, _results(args), data_dir=args.data_dir, wandb_on=not args.no_wandb,
-                        progress=not args.no_progress, log=lambda m: print(m, file=sys.stderr))
+    records = run_sweep(cfg, results_dir=_results(args), data_dir=args.data_dir, wandb_on=wandb_on(args, cfg.wandb),
+                        progress=not quiet(args), log=lambda m: print(m, file=sys.stderr)).records
     if not is_main_process():
         return 0  # under accelerate launch the main process alone prints the table and the report
     table = summary_table(records, cfg.tasks)
@@ -168,18 +176,33 @@ def _summary(args) -> int:
     from glue_eval.summary import summary_table, write_report
     if args.config:
         cfg = _config(args)
-        records = run_sweep(cfg, _results(args), data_dir=args.data_dir, wandb_on=False, progress=False, dry=True,
-                            log=lambda m: None)
+        records = run_sweep(cfg, results_dir=_results(args), data_dir=args.data_dir, wandb_on=False, progress=False,
+                            dry=True, log=lambda m: None).records
         tasks = cfg.tasks
     else:
         records = list(ResultsStore(_results(args)).records(TRACK))
-        tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else None
+        tasks = names(args.tasks)
         if args.modes:
-            records = [r for r in records if r["mode"] in args.modes.split(",")]
+            records = [r for r in records if r["mode"] in names(args.modes)]
     if not records:
         raise UserError(f"no GLUE records in {_results(args)}")
     print(summary_table(records, tasks))
     if args.report:
         write_report(args.report, records, _header("painters " + " ".join(sys.argv[1:]),
                                                    cfg if args.config else None))
+    return 0
+
+
+def _dry_run(args, cfg) -> int:
+    """``--dry-run``: the sweep's runs, how many the store holds, nothing run or written."""
+    from glue_eval.pipeline import run_sweep
+
+    outcome = run_sweep(cfg, results_dir=_results(args), data_dir=args.data_dir, wandb_on=False, progress=False,
+                        dry=True, log=lambda m: None)
+    done = {(r["label"], r["task"], r["mode"], r["seed"]) for r in outcome.records}
+    print(f"{cfg.model}: {len(outcome.specs)} runs ({', '.join(cfg.modes)} on {', '.join(cfg.tasks)}); "
+          f"{len(outcome.records)} in {_results(args)}, {len(outcome.specs) - len(outcome.records)} to run")
+    for spec in outcome.specs:
+        state = "done" if (spec.label, spec.task, spec.mode, spec.seed) in done else "to run"
+        print(f"  {spec.mode:8} {spec.task:6} {spec.label:28} seed {spec.seed}  {state}")
     return 0

@@ -13,18 +13,18 @@ from decoder_eval.heal import DEFAULT_TASKS, heal, heal_eval
 from decoder_eval.heal_pairs import healing_label, render_pairs, score_rows
 from decoder_eval.heal_train import HealConfig
 from glue_painters.errors import UserError
-from painters.options import add_data_dir, add_device, add_model, add_results
+from painters.options import add_data_dir, add_device, add_model, add_options, add_results, names, task_numbers, wandb_on
 
 HEAL_DOC = ("LoRA healing: train low-rank adapters on a text corpus under a plan, then evaluate again.")
 
 
 def _scoring_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tasks", nargs="+", default=None, help=f"benchmarks to score before and after (default: {' '.join(DEFAULT_TASKS)})")
-    p.add_argument("--limit", type=int, default=None, help="score the first N items of each task (default: all)")
+    add_options(p, "tasks", "limit", help={"tasks": f"benchmarks to score before and after (default: "
+                                                    f"{' '.join(DEFAULT_TASKS)})"})
     add_data_dir(p)
     add_results(p)
     add_device(p)
-    p.add_argument("--dtype", default=None, help="float32, bfloat16 ... (default: bfloat16 on CUDA, float32 on CPU)")
+    add_options(p, "dtype")
     p.add_argument("--batch-size", type=int, default=16, help="scoring batch size (default 16)")
 
 
@@ -42,8 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-batch-size", type=int, default=HealConfig.batch_size, help=f"blocks per step and device (default {HealConfig.batch_size})")
     p.add_argument("--seed", type=int, default=HealConfig.seed, help="training seed (default 0)")
     p.add_argument("--out", default=None, help="where the adapter goes (default runs/heal/<model>-<plan hash>)")
-    p.add_argument("--wandb", action="store_true", help="log the healing as a W&B run: the training loss and the "
-                   "scores before and after (offline unless WANDB_MODE is set)")
+    add_options(p, "wandb", help={"wandb": "here one run: the training loss and the scores before and after"})
     _scoring_arguments(p)
     p.set_defaults(func=run_cli)
 
@@ -74,9 +73,10 @@ def run_cli(args) -> int:
         raise UserError("--plan is required (the plan to heal); `painters heal eval --adapter DIR` scores a saved adapter")
     cfg = HealConfig(steps=args.steps, lr=args.lr, rank=args.rank, alpha=args.alpha, seq_len=args.seq_len,
                      batch_size=args.train_batch_size, seed=args.seed)
-    out = heal(args.model, args.plan, tasks=args.tasks, limit=args.limit, corpus=args.corpus, data_dir=args.data_dir,
-               results_dir=args.results, out_dir=args.out, cfg=cfg, device=args.device, dtype=args.dtype,
-               batch_size=args.batch_size, max_docs=args.max_docs, wandb=args.wandb)
+    out = heal(args.model, args.plan, tasks=names(args.tasks), limit=task_numbers(args.limit, "--limit"),
+               corpus=args.corpus, data_dir=args.data_dir, results_dir=args.results, out_dir=args.out, cfg=cfg,
+               device=args.device, dtype=args.dtype, batch_size=args.batch_size, max_docs=args.max_docs,
+               wandb=wandb_on(args, None))
     if out["after"] is None:  # not the main process: it trained, the main one scores and prints
         return 0
     if out["note"]:
@@ -90,7 +90,8 @@ def run_cli(args) -> int:
 
 
 def run_eval_cli(args) -> int:
-    out = heal_eval(args.adapter, tasks=args.tasks, limit=args.limit, data_dir=args.data_dir, results_dir=args.results,
+    out = heal_eval(args.adapter, tasks=names(args.tasks), limit=task_numbers(args.limit, "--limit"),
+                    data_dir=args.data_dir, results_dir=args.results,
                     model_name=args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
     print(f"adapter {out['adapter']}, plan {out['plan']}")
     _print_table(out)

@@ -29,14 +29,13 @@ def _report(args) -> int:
     results = args.results or DEFAULT_ROOT
     tasks = _names(args.tasks)
     if tasks:
-        from decoder_eval.tasks import TASKS as DECODER_TASKS
+        from glue_painters.results import ResultsStore
 
-        from glue_eval.tasks import TASKS as GLUE_TASKS
-
-        unknown = [t for t in tasks if t not in DECODER_TASKS and t not in GLUE_TASKS]
-        if unknown:
-            raise UserError(f"unknown task(s) {', '.join(unknown)}; decoder: {', '.join(DECODER_TASKS)}; "
-                            f"GLUE: {', '.join(GLUE_TASKS)}")
+        stored = sorted({r.get("task") for r in ResultsStore(results).records() if r.get("task")})
+        unknown = [t for t in tasks if t not in stored]
+        if unknown:  # any task a record holds can be picked: lm-eval tasks and a user's own included
+            raise UserError(f"unknown task(s) {', '.join(unknown)}: no record in {results} has it; tasks in the "
+                            f"store: {', '.join(stored) or 'none'}")
     command = "painters " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["report"] \
         else "painters report"
     out = build_report(results, args.out, track=args.track, models=_names(args.model), tasks=tasks,

@@ -239,7 +239,9 @@ def glue_majority(task: str, data: str, subset: str) -> float | None:
         path, expected = track_dir("glue") / t.name / f"{split}.jsonl", data_shas.get(split)
         if not expected or not path.is_file() or file_sha16(path) != expected:
             return None
-        labels = [r["label"] for r in T.subset(T.read_jsonl(t, path), sub.get("eval"), sub.get("seed", 0))]
+        from glue_eval.data import eval_rows  # the rows the record's subset key chose: sample or first N
+
+        labels = [r["label"] for r in eval_rows(T.read_jsonl(t, path), sub)]
         top = max(sorted(set(labels)), key=Counter(labels).__getitem__)  # ties: the lowest code
         metrics.update(score_split(t, split, [top] * len(labels), labels))
     return task_score(t, metrics)

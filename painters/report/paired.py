@@ -194,7 +194,8 @@ def _decoder_available(records: list[dict], task: str, n: int) -> int | None:
 
 def _glue_available(records: list[dict], task: str, splits: list[str], rows: int) -> int | None:
     """The evaluation rows of the whole validation split(s): ``rows`` when no limit cut them."""
-    if _subset(records, task).get("eval") is None:
+    sub = _subset(records, task)
+    if sub.get("eval") is None and sub.get("eval_first") is None:  # a random sample or the first N cut them
         return rows
     folder = track_dir("glue", marker="cola") / task
     sizes = [_lines(folder / f"{s}.jsonl") for s in splits]
