@@ -1,7 +1,7 @@
 """Open a report in headless Chromium and print what a reader would see: load time, images
 decoded, console errors; save a screenshot. Run by hand after ``painters report``:
 
-    python benchmarks/report_browser.py reports/report.html --screenshot /tmp/report.png
+    python benchmarks/report_browser.py reports/replication/report.html --screenshot /tmp/report.png
 
 Exit status 1 if an image does not decode or the console shows an error.
 """
@@ -17,7 +17,7 @@ from painters.report.browser import check_page, find_chromium
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("html", nargs="?", default="reports/report.html")
+    ap.add_argument("html", nargs="?", default="reports/replication/report.html")
     ap.add_argument("--screenshot", default=None, help="write the screenshot PNG here")
     args = ap.parse_args()
     if find_chromium() is None:

@@ -81,6 +81,38 @@ def _checked_outputs(results_dir, out_dir) -> None:
     output_folder(out_dir or "runs/heal", "--out")
 
 
+def adapter_folder(model_name: str, plan_hash: str, identity: str, out_dir=None) -> Path:
+    """Where a heal's adapter goes: ``out_dir``, else ``runs/heal/<model>-<plan hash>-<id>``, ``id``
+    naming the healing settings too (steps, lr, rank, corpus, ... and the weights), so a heal with
+    other settings gets a folder of its own instead of replacing an adapter already exported or
+    scored (``identity``: the key of model, plan and settings, also the heal's W&B run id)."""
+    return Path(out_dir) if out_dir else Path("runs/heal") / f"{Path(model_name).name}-{plan_hash}-{identity[:8]}"
+
+
+def refuse_other_adapter(folder: Path, fingerprint: str, plan_hash: str, settings: dict, flag: str) -> None:
+    """One line, before any training, when ``folder`` holds an adapter of other weights, another
+    plan or other healing settings: a second heal must never silently replace the first. An
+    adapter of the same ones is trained again (the same run) and replaced."""
+    import json
+
+    meta_path = folder / "adapter" / adapters.HEAL_FILE
+    if not meta_path.is_file():
+        return
+    from glue_painters.errors import UserError
+
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        theirs = {"weights": meta["base_model"]["fingerprint"], "plan": meta["plan"]["hash"], **meta["heal"]}
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{flag} {folder} holds an adapter whose {meta_path.name} is unreadable; remove "
+                        f"{folder / 'adapter'} or choose another --out") from None
+    ours = {"weights": fingerprint, "plan": plan_hash, **settings}
+    differ = [f"{k} {theirs.get(k)} there, {v} here" for k, v in ours.items() if theirs.get(k) != v]
+    if differ:
+        raise UserError(f"{flag} {folder} holds an adapter healed with other settings ({'; '.join(differ)}); "
+                        f"choose another --out (or remove {folder / 'adapter'})")
+
+
 def _source(model):
     from glue_painters.errors import UserError
     from glue_painters.models import source_of
@@ -121,7 +153,9 @@ def heal(model_name: str, spec: str, *, tasks=None, limit=None, corpus=None, dat
         tok, dtype = tokenizer, str(next(model.parameters()).dtype).replace("torch.", "")
     pspec = plan_spec(spec, num_layers(model))
     fingerprint, settings = model_fingerprint(model), heal_key(cfg, path, max_docs)
-    out = Path(out_dir or f"runs/heal/{Path(model_name).name}-{pspec.plan.hash}")
+    identity = record_key({"heal": settings, "model": fingerprint, "plan": pspec.plan.hash})
+    out = adapter_folder(model_name, pspec.plan.hash, identity, out_dir)
+    refuse_other_adapter(out, fingerprint, pspec.plan.hash, settings, "--out" if out_dir else "the default folder")
     meta = adapters.adapter_meta(base_model=model_name, source=_source(model), fingerprint=fingerprint, spec=spec,
                                  plan=pspec.plan, num_layers=num_layers(model), heal=settings,
                                  corpus=_corpus_name(path, data_dir), dtype=dtype, documents=len(documents),
@@ -130,7 +164,7 @@ def heal(model_name: str, spec: str, *, tasks=None, limit=None, corpus=None, dat
                        {"corpus": meta["corpus"], "adapter": str(out / "adapter")})
     before = scoring.scores(model) if state.is_main_process else None
     tracker = Tracker(wandb and state.is_main_process, Path(results_dir or DEFAULT_ROOT))
-    run = tracker.start(record_key({"heal": settings, "model": fingerprint, "plan": pspec.plan.hash}),
+    run = tracker.start(identity,
                         name=f"heal {pspec.spec.text}", group=run_group(model_name, "heal", "heal", pspec.spec),
                         job_type="heal", config=run_config(track="decoder", model=model_name, spec=pspec.spec,
                                                            plan=pspec.plan, task="+".join(data), mode="heal",

@@ -163,12 +163,17 @@ def summarize(records: list[dict], tasks: list[str] | None = None) -> Summary:
 
 
 def group_records(records: list[dict]) -> dict[tuple, list[dict]]:
-    """Split a store's records into tables: one per (model, dtype, healed, scoring version), and
-    within it, per task, the subset (data + limit) that most records use."""
+    """Split a store's records into tables: one per (model, weights, dtype, healing, scoring
+    version), and within it, per task, the subset (data + limit) that most records use.
+
+    The healing slot is the healing settings (the key's ``heal``: steps, lr, rank, corpus, ...) for
+    healed records, ``false`` for unhealed ones: two adapters of one plan trained with other
+    settings are two recipes, never two seeds of one row (``glue_painters.recipes``)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         k = r["key"]
-        groups[(r.get("model", k["model"]), k["model"], k.get("dtype"), json.dumps(k.get("healed")), k.get("code"))].append(r)
+        healing = json.dumps(k.get("heal") if k.get("healed") and k.get("heal") else k.get("healed"), sort_keys=True)
+        groups[(r.get("model", k["model"]), k["model"], k.get("dtype"), healing, k.get("code"))].append(r)
     out = {}
     for gkey, recs in groups.items():
         per_task: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))

@@ -34,11 +34,13 @@ from glue_painters import __version__ as painters_version
 from glue_painters.errors import UserError
 from glue_painters.fingerprints import config_weights_fingerprint
 from glue_painters.per_item import compact as compact_per_item
+from glue_painters.models.aliases import identity
 from glue_painters.plans import Plan
 from glue_painters.results import ResultsStore, atomic_write_text, process_state, record_key, share_work
 from glue_painters.rewire import num_layers
 from glue_painters.sweep import SweepOutcome
 from glue_painters.tracking import Tracker, run_config, run_group
+from glue_painters.upstream import warn_untested
 from glue_painters.variants import VariantSpec
 
 from .config import (CONFIG_KEYS, DEFAULT_TASKS, PAPER_VARIANTS, DecoderSweepConfig, PlanSpec,  # noqa: F401 - re-exported
@@ -107,7 +109,8 @@ def save_result(store: ResultsStore, key: dict, spec: PlanSpec, result: TaskResu
         atomic_write_text(path, "".join(json.dumps(s, default=str) + "\n" for s in result.samples))
         samples_file = path.name
     record = {
-        "model": model_name, "variant": spec.variant, "params": spec.param_dict, "plan": spec.plan.to_json(),
+        "model": model_name, "model_identity": identity(model_name),  # the weights as they are; not keyed
+        "variant": spec.variant, "params": spec.param_dict, "plan": spec.plan.to_json(),
         "plan_hash": spec.plan.hash, "executions": spec.plan.executions, "task": result.task,
         "metrics": result.metrics, "stderr": result.stderr, "chance": result.chance,
         "primary_metric": result.primary, "n": result.n, "healed": key.get("healed", False),
@@ -155,6 +158,8 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples:
     start = time.perf_counter()
     data: Mapping[str, TaskData] = load_tasks(cfg.tasks, data_dir, cfg.limit, cfg.lm_eval_options())  # bad data fails here
     state = process_state()
+    if state.is_main_process:
+        warn_untested()  # one line on stderr when an upstream release is outside the tested window
     device = _pick_device(device or cfg.device, state)
     dtype = _pick_dtype(dtype or cfg.dtype, device)
     if model is None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from glue_painters import __version__, rewire
 from glue_painters.per_item import compact_list
+from glue_painters.models.aliases import identity
 from glue_painters.plans import Plan
 from glue_painters.results import ResultsStore, record_key
 
@@ -75,12 +76,14 @@ class KeyParts:
 def make_record(spec: RunSpec, plan: Plan, model_name: str, sizes: dict, res: dict, extra: dict) -> dict:
     """A record's body: what ran (label, plan, model, task, mode, seed), its scores and rows used,
     and (when the run gave them) each evaluation row's prediction and label, per split in the
-    split's row order (``rows``), so a metric can be recomputed on a resample of the rows."""
+    split's row order (``rows``), so a metric can be recomputed on a resample of the rows.
+    ``model_identity`` names the weights as they are (``models.identity``; not keyed: the key has
+    the weights' fingerprint)."""
     return {"variant": spec.variant, "params": spec.params, "n": spec.n, "k": spec.k, "i": spec.i, "label": spec.label,
             "plan_text": plan.text,
             "plan_hash": plan.hash, "model_name": model_name, "task": spec.task, "mode": spec.mode, "seed": spec.seed,
             "metrics": res["metrics"], "score": res["score"], "sizes": sizes, "executions": plan.executions,
-            "code_hash": code_version(), **rows(res), **extra}
+            "code_hash": code_version(), "model_identity": identity(model_name), **rows(res), **extra}
 
 
 def rows(res: dict) -> dict:

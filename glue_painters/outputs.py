@@ -33,6 +33,19 @@ def _check_writable_under(path: Path, flag: str) -> None:
         raise UserError(f"{flag} {path}: {anchor} is not writable")
 
 
+def reports_dir() -> Path:
+    """The default folder of everything a command writes besides the results store (reports,
+    similarity heatmaps, search scores and verdicts): ``$PAINTERS_REPORTS``, else ``reports/``
+    inside the results root (``$PAINTERS_RESULTS``, else ``./results``).
+
+    Why not ``./reports``: in a checkout that folder holds the reports the repository ships, so the
+    README's first command rewrote a tracked file and ``painters report`` would have overwritten the
+    shipped report. The results root is where the workbench's own output already goes (and is
+    ignored by git), so a fresh clone stays clean; ``--out`` still writes anywhere."""
+    env = os.environ.get("PAINTERS_REPORTS")
+    return Path(env) if env else Path(os.environ.get("PAINTERS_RESULTS") or "results") / "reports"
+
+
 def output_file(path: str | os.PathLike, flag: str) -> Path:
     """A file the command will write (a report): not a folder, under a writable folder."""
     p = Path(path)

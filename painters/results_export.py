@@ -1,11 +1,16 @@
 """Records as a table: ``painters results export`` and ``records_frame`` (a pandas DataFrame).
 
 Why a flat table: a user comparing plans in a notebook or a spreadsheet wants one row per
-record with the plan, the variant and every metric as columns, not a folder of JSON files. The
-columns are the same for both tracks where the meaning is the same (``variant``, ``spec`` - the
-variant spec text such as ``skip:n=8`` -, ``plan``, ``task``, ``seed``); a metric ``acc`` gives
-the columns ``acc`` and ``acc_stderr``. Nothing here knows a track's internals: it reads the
-fields every record carries.
+record with the plan, the variant and every metric as columns, not a folder of JSON files.
+
+Every column means one thing on the rows of both tracks, so a group-by over the whole table is
+never silently wrong (``COLUMNS`` says what each means; a test builds records of both tracks and
+checks each). In particular the variant's ``N`` (also ``k``, ``i``) is one column and the count of
+documents or evaluation rows scored is another (``eval_items``): a decoder record's own ``n`` is
+its document count while a GLUE record's ``n`` is the variant's N, so neither name is a column.
+Likewise a decoder record's seed is the random variant's permutation while a GLUE record's is the
+training seed: ``permutation_seed`` and ``train_seed``. A metric ``acc`` gives the columns ``acc``
+and ``acc_stderr``. Nothing here knows a track's internals: it reads the fields records carry.
 """
 
 from __future__ import annotations
@@ -17,13 +22,34 @@ from pathlib import Path
 from glue_painters.outputs import output_file
 from painters.options import add_results
 from glue_painters.errors import UserError
+from glue_painters.models.aliases import identity
 from glue_painters.plans import PlanError
 from glue_painters.results import DEFAULT_ROOT, ResultsStore, atomic_write_bytes, atomic_write_text
 from glue_painters.variants import VariantSpec
 
 FORMATS = ("csv", "jsonl", "parquet")
-LEADING = ["track", "model", "variant", "spec", "plan", "plan_hash", "executions", "task", "mode", "seed", "n",
-           "healed", "created", "key_hash"]
+# the fixed columns, in order, with the one meaning each has on rows of either track
+COLUMNS = {
+    "track": "decoder or glue",
+    "model": "the model name as the run was given it (alias, hub id or path)",
+    "variant": "the variant's name (full, skip, random, ..., custom)",
+    "spec": "the variant spec text (skip:n=8)",
+    "plan": "the plan text", "plan_hash": "the plan's hash",
+    "N": "the variant's N (layers 0..N and T-N..T-1 kept); empty for variants without one",
+    "k": "looped_parallel's iteration count",
+    "i": "skip_one/switch's layer",
+    "permutation_seed": "the random variant's permutation seed",
+    "executions": "layer runs per token",
+    "task": "benchmark or GLUE task", "mode": "GLUE: finetune or probe; decoder: eval",
+    "train_seed": "GLUE: the training seed; decoder: empty (a frozen model has none)",
+    "eval_items": "documents (decoder) or evaluation rows (GLUE) scored",
+    "train_rows": "GLUE: training rows used; decoder: empty",
+    "healed": "decoder: scored with a LoRA adapter",
+    "model_identity": "the weights as they are (an alias's exact checkpoint and quantization)",
+    "created": "when the record was written",
+    "key_hash": "the record's key hash (its file name in the store)",
+}
+LEADING = list(COLUMNS)
 
 
 def _spec_text(rec: dict) -> str:
@@ -43,17 +69,36 @@ def _plan_text(rec: dict) -> str:
     return plan.get("text", "") if isinstance(plan, dict) else (rec.get("plan_text") or plan or "")
 
 
+def _eval_items(rec: dict):
+    """Documents or evaluation rows scored: a decoder record's ``n``, the non-train ``sizes`` of a
+    GLUE record."""
+    if rec.get("track") == "glue":
+        sizes = rec.get("sizes") or {}
+        counts = [v for split, v in sizes.items() if split != "train" and isinstance(v, int)]
+        return sum(counts) if counts else None
+    return rec.get("n")
+
+
 def flatten(rec: dict) -> dict:
-    """One record as one flat row (metrics and their standard errors as columns)."""
+    """One record as one flat row (metrics and their standard errors as columns); ``COLUMNS``
+    says what each fixed column means."""
+    params = rec.get("params") or {}
+    glue = rec.get("track") == "glue"
     row = {
-        "track": rec.get("track"), "model": rec.get("model_name") or rec.get("model"), "variant": rec.get("variant"),
-        "spec": _spec_text(rec), "plan": _plan_text(rec), "plan_hash": rec.get("plan_hash"),
-        "executions": rec.get("executions"), "task": rec.get("task"), "mode": rec.get("mode"),
-        "seed": rec.get("seed", (rec.get("params") or {}).get("seed")), "n": rec.get("n"),
+        "track": rec.get("track"), "model": rec.get("model_name") or rec.get("model"),
+        "model_identity": rec.get("model_identity") or identity(rec.get("model_name") or rec.get("model")),
+        "variant": rec.get("variant"), "spec": _spec_text(rec),
+        # GLUE records written before the shared grammar keep N/k/i beside params only
+        **{col: params.get(name, rec.get(name) if glue else None) for col, name in (("N", "n"), ("k", "k"), ("i", "i"))},
+        "permutation_seed": params.get("seed"),
+        "plan": _plan_text(rec), "plan_hash": rec.get("plan_hash"),
+        "executions": rec.get("executions"), "task": rec.get("task"), "mode": rec.get("mode") or (None if glue else "eval"),
+        "train_seed": rec.get("seed") if glue else None, "eval_items": _eval_items(rec),
+        "train_rows": (rec.get("sizes") or {}).get("train") if glue else None,
         "healed": rec.get("healed"), "created": rec.get("created"), "key_hash": rec.get("key_hash"),
     }
     for name, value in (rec.get("metrics") or {}).items():
-        row[name] = value
+        row[name if name not in COLUMNS else f"metric_{name}"] = value
     for name, value in (rec.get("stderr") or {}).items():
         row[f"{name}_stderr"] = value
     if "score" in rec:

@@ -1,5 +1,6 @@
 """The core subcommands: output, and one clear line with exit 2 for bad input."""
 
+import argparse
 import json
 from pathlib import Path
 
@@ -66,6 +67,36 @@ def test_similarity_and_export_on_minilm(tmp_path, capsys):
     assert AutoTokenizer.from_pretrained(tmp_path / "m")("a layer").input_ids  # the folder is complete
 
 
+@pytest.mark.real
+def test_the_quick_start_writes_nothing_a_checkout_tracks(tmp_path, monkeypatch, capsys):
+    """The README's first command once rewrote reports/similarity_smollm2.json, a tracked file, and
+    ``painters report`` defaulted to --out reports (the shipped reports). Run from a folder laid out
+    as a checkout (cwd), the defaults land under results/reports, which git ignores and where the
+    repository tracks nothing: ``git status`` of a fresh clone stays clean."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    for var in ("PAINTERS_RESULTS", "PAINTERS_REPORTS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "--model", "minilm", "--variants"]) == 0
+    assert main(["similarity", "--model", "minilm", "--max-docs", "2", "--max-length", "16"]) == 0
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written == ["results/reports/similarity_minilm.json", "results/reports/similarity_minilm.png"]
+    from painters.report import cli as report_cli
+    from glue_painters.outputs import reports_dir
+
+    parser = argparse.ArgumentParser()
+    report_cli.add_subparsers(parser.add_subparsers())
+    assert parser.parse_args(["report"]).out is None and reports_dir() == Path("results/reports")
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    for path in written + ["results/reports/report.md", "results/reports/report_figures/fig.png"]:
+        assert subprocess.run(["git", "-C", str(repo), "check-ignore", "-q", path]).returncode == 0, path
+    tracked = subprocess.run(["git", "-C", str(repo), "ls-files", "results"], capture_output=True, text=True)
+    assert tracked.stdout == ""
+
+
 def test_version_names_the_upstream_releases(capsys):
     import transformers
 
@@ -108,7 +139,7 @@ def test_output_checks_name_an_unwritable_folder(tmp_path, monkeypatch):
 
 
 def test_an_existing_output_file_is_overwritten_not_refused(tmp_path):
-    """The README's first job rewrites reports/similarity_smollm2.json, which exists in a checkout."""
+    """A second run of the README's first job rewrites the similarity JSON the first one wrote."""
     from glue_painters import outputs as cli_options
 
     existing = tmp_path / "similarity_x.json"

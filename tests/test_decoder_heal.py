@@ -155,3 +155,36 @@ def test_heal_logs_one_wandb_run_with_its_loss_and_both_scores(tmp_path, corpus,
     blob = next(run.glob("run-*.wandb")).read_bytes()
     assert b"healed/arc_easy/acc" in blob and b"unhealed/arc_easy/acc" in blob and b"skip:n=2" in blob
     assert "wandb sync" in out["wandb"]
+
+
+def test_a_heal_with_other_settings_never_replaces_an_adapter(tmp_path, corpus, monkeypatch):
+    """A 40-step heal once replaced the 10-step adapter already exported: the default folder now
+    names the settings (one folder per distinct setting), and a folder given with --out that holds
+    an adapter of other settings is refused before any training, the adapter untouched."""
+    import dataclasses
+
+    data = make_data_dir(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    kw = dict(tasks=["arc_easy"], corpus=corpus, data_dir=data, results_dir=tmp_path / "r")
+    first = heal.heal("tiny", "skip:n=2", cfg=CFG, model=tiny_lm("llama"), tokenizer=byte_tokenizer(), **kw)
+    longer = dataclasses.replace(CFG, steps=CFG.steps + 2)
+    second = heal.heal("tiny", "skip:n=2", cfg=longer, model=tiny_lm("llama"), tokenizer=byte_tokenizer(), **kw)
+    assert first["adapter"] != second["adapter"]
+    folders = sorted(p.name for p in (tmp_path / "runs" / "heal").iterdir())
+    assert len(folders) == 2 and all(f.startswith(f"tiny-{heal.plan_spec('skip:n=2', 8).plan.hash}-") for f in folders)
+    steps = {json.loads((tmp_path / p / "painters_heal.json").read_text())["heal"]["steps"]
+             for p in (first["adapter"], second["adapter"])}
+    assert steps == {CFG.steps, CFG.steps + 2}
+    # the same settings again: the same folder (the same run, trained again)
+    again = heal.heal("tiny", "skip:n=2", cfg=CFG, model=tiny_lm("llama"), tokenizer=byte_tokenizer(), **kw)
+    assert again["adapter"] == first["adapter"]
+    # --out holding an adapter of other settings: refused, one line, the adapter as it was
+    out_dir = tmp_path / first["adapter"]
+    before = (out_dir / "adapter_model.safetensors").read_bytes()
+    with pytest.raises(UserError, match=r"holds an adapter healed with other settings \(steps 6 there, 8 here\)"):
+        heal.heal("tiny", "skip:n=2", cfg=longer, out_dir=out_dir.parent, model=tiny_lm("llama"),
+                  tokenizer=byte_tokenizer(), **kw)
+    assert (out_dir / "adapter_model.safetensors").read_bytes() == before
+    with pytest.raises(UserError, match=r"plan .* there, .* here"):
+        heal.heal("tiny", "skip:n=1", cfg=CFG, out_dir=out_dir.parent, model=tiny_lm("llama"),
+                  tokenizer=byte_tokenizer(), **kw)

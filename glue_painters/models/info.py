@@ -50,6 +50,7 @@ def model_info(name_or_path: str | Path) -> dict[str, Any]:
         "num_layers": layers,
         "hidden_size": hidden,
         "fingerprint": src.fingerprint,
+        "weights": alias.weights if alias else None,  # the exact checkpoint and quantization (aliases.identity)
         "add_bos": alias.add_bos if alias else None,
         "converted": str(converted) if converted is not None else None,
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from glue_painters.outputs import output_file, output_folder
+from glue_painters.outputs import output_file, output_folder, reports_dir
 from painters.options import add_device, add_model
 from glue_painters.errors import UserError
 
@@ -46,7 +46,8 @@ def add_subparsers(sub) -> None:
     p.add_argument("--max-docs", type=int, default=64, help="use at most this many paragraphs (default 64)")
     p.add_argument("--max-length", type=int, default=128, help="truncate each paragraph to this many tokens (default 128)")
     p.add_argument("--batch-size", type=int, default=8, help="paragraphs per forward pass (default 8)")
-    p.add_argument("--out", default=None, help="output path without suffix (default: reports/similarity_<model>)")
+    p.add_argument("--out", default=None, help="output path without suffix (default: <reports>/similarity_<model>, "
+                                                "<reports> = $PAINTERS_REPORTS, else results/reports)")
     add_device(p)
     p.set_defaults(func=cmd_similarity)
 
@@ -122,7 +123,7 @@ def cmd_similarity(args) -> int:
     from glue_painters.models import model_info
 
     docs = similarity.read_documents(args.text, args.max_docs)
-    out = Path(args.out or f"reports/similarity_{Path(args.model).name}")
+    out = Path(args.out or reports_dir() / f"similarity_{Path(args.model).name}")
     output_file(out.with_suffix(".json"), "--out")
     plan = variants.resolve(args.plan, model_info(args.model)["num_layers"])  # checked before any weights load
     model, tok = load_model(args.model, kind=_kind_of(args.model), device=_device(args.device))

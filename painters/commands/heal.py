@@ -41,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seq-len", type=int, default=HealConfig.seq_len, help=f"tokens per training block (default {HealConfig.seq_len})")
     p.add_argument("--train-batch-size", type=int, default=HealConfig.batch_size, help=f"blocks per step and device (default {HealConfig.batch_size})")
     p.add_argument("--seed", type=int, default=HealConfig.seed, help="training seed (default 0)")
-    p.add_argument("--out", default=None, help="where the adapter goes (default runs/heal/<model>-<plan hash>)")
+    p.add_argument("--out", default=None, help="where the adapter goes (default runs/heal/<model>-<plan hash>-<settings id>: one folder per distinct "
+                   "setting; a folder holding an adapter of other settings is refused)")
     add_options(p, "wandb", help={"wandb": "here one run: the training loss and the scores before and after"})
     _scoring_arguments(p)
     p.set_defaults(func=run_cli)

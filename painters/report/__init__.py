@@ -1,9 +1,9 @@
 """``painters report``: the paper's figures, tables and findings from our own results store.
 
-    painters report --results results --out reports                  # everything the store holds
+    painters report                                                    # everything ./results holds -> results/reports
     painters report --track decoder --model smollm2 --tasks arc_easy,hellaswag
     painters report --track glue --out /tmp/r --similarity reports     # Fig. 3 from reports/similarity_*.json
-    painters report --wandb                                            # + W&B runs (offline; see wandb_log)
+    painters report --wandb                                            # + one W&B run beside the sweeps' (see wandb_log)
 
 Writes OUT/report.html (self-contained: base64 PNGs, HTML tables, the records' configs and package
 versions), OUT/report.md (findings, figure links, tables) and OUT/report_figures/*.png; lists the
@@ -11,7 +11,7 @@ figures the records cannot support, with the reason. ``python benchmarks/report_
 OUT/report.html`` opens it in headless Chromium and checks every image and the console.
 
     from painters.report import build_report
-    out = build_report("results", "reports", track="all", models=["smollm2"], tasks=None)
+    out = build_report("results", "results/reports", track="all", models=["smollm2"], tasks=None)
     out.html_path, out.markdown_path, out.figures, out.missing, out.findings
 
 Modules: ``data`` (records -> groups, reusing each track's summary code), ``figures`` (Figs. 2-11),

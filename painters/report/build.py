@@ -34,12 +34,14 @@ class ReportOutput:
     missing: list[tuple[str, str, str]]
     findings: list[Finding]
     wandb_runs: list[Path] = field(default_factory=list)
+    wandb_dir: Path | None = None  # the run folder (the sweeps' too): <results>, or WANDB_DIR / --wandb-dir
+    wandb_sweep_runs: tuple[int, int] = (0, 0)  # (records with their sweep's run there, records)
 
 
 def build_report(results, out, *, track: str = "all", models: list[str] | None = None,
                  tasks: list[str] | None = None, similarity_dir=None, command: str = "painters report",
-                 wandb: bool = False, wandb_dir=None, wandb_project: str = "glue-painters",
-                 wandb_summary_only: bool = False, latency: list | None = None) -> ReportOutput:
+                 wandb: bool = False, wandb_dir=None, wandb_project: str | None = None,
+                 latency: list | None = None) -> ReportOutput:
     """``latency``: benchmarks/latency.py JSON files for the accuracy-vs-latency plots (default:
     every ``latency_*.json`` in ``out``)."""
     results, out = Path(results), Path(out)
@@ -73,6 +75,7 @@ def build_report(results, out, *, track: str = "all", models: list[str] | None =
     n_records = sum(len(g.records) for g in groups)
     sources = {"summary": f"{n_records} records in {results} ({', '.join(g.title for g in groups) or 'no records'})"
                           f" and {len(sims)} similarity report(s)"}
+    sources["models"] = models_line(groups, sims)
     title = "Transformer Layers as Painters — our runs"
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = out / FIGURE_DIR
@@ -91,14 +94,24 @@ def build_report(results, out, *, track: str = "all", models: list[str] | None =
     atomic_write_text(md_path, render_markdown(**kw, figure_dir=FIGURE_DIR))
     output = ReportOutput(html_path, md_path, groups, sims, figures, missing, findings)
     if wandb:
-        from painters.report.wandb_log import log_report
+        from painters.report import wandb_log
 
-        output.wandb_runs = log_report(
-            groups, figures, findings, directory=Path(wandb_dir) if wandb_dir else results / "wandb",
-            project=wandb_project, summary_only=wandb_summary_only,
+        t = wandb_log.tracker(results, directory=wandb_dir, project=wandb_project)
+        output.wandb_runs = wandb_log.log_report(
+            groups, figures, findings, t=t,
             config={"results": str(results), "track": track, "models": models, "tasks": tasks,
                     "groups": [g.title for g in groups]})
+        output.wandb_dir, output.wandb_sweep_runs = t.directory, wandb_log.sweep_runs(groups, t)
     return output
+
+
+def models_line(groups: list[Group], sims: list[Similarity]) -> str:
+    """``smollm2 = HuggingFaceTB/SmolLM2-135M-Instruct, GGUF Q4_1 ... dequantized to float32; ...``:
+    the weights every model name of the report stands for, so a replication names what it ran."""
+    from glue_painters.models import identity
+
+    names = list(dict.fromkeys([g.model for g in groups] + [s.model for s in sims]))
+    return "; ".join(f"{n} = {identity(n)}" if identity(n) != n else n for n in names)
 
 
 def _frontiers(groups, out: Path, latency: list | None):

@@ -25,8 +25,14 @@ def _report(args) -> int:
 
     if args.wandb_publish:
         return _publish(args.wandb_publish)
+    if args.wandb_summary_only:
+        raise UserError("--wandb-summary-only is gone: --wandb now logs only the report run (the per-record runs "
+                        "are the sweeps' own, not copied)")
+
+    from glue_painters.outputs import reports_dir
 
     results = args.results or DEFAULT_ROOT
+    args.out = args.out or str(reports_dir())
     tasks = _names(args.tasks)
     if tasks:
         from glue_painters.results import ResultsStore
@@ -40,12 +46,11 @@ def _report(args) -> int:
         else "painters report"
     out = build_report(results, args.out, track=args.track, models=_names(args.model), tasks=tasks,
                        similarity_dir=args.similarity, command=command, wandb=args.wandb,
-                       wandb_dir=args.wandb_dir, wandb_project=args.wandb_project,
-                       wandb_summary_only=args.wandb_summary_only, latency=args.latency)
-    print(f"report: {out.html_path} and {out.markdown_path}; {len(out.figures)} figures, "
-          f"{len(out.missing)} not drawn, {len(out.groups)} tables")
-    for fid, who, why in out.missing:
-        print(f"  not drawn: {fid} — {who}: {why}")
+                       wandb_dir=args.wandb_dir, wandb_project=args.wandb_project, latency=args.latency)
+    print(f"report: {out.html_path} and {out.markdown_path}; {len(out.figures)} figures, {len(out.groups)} tables")
+    if out.missing:  # one line: the reasons (often dozens with a real store) are in the report itself
+        print(f"  {len(out.missing)} figure(s) not drawn: the reasons are listed under 'not drawn' in "
+              f"{out.markdown_path} and {out.html_path}")
     width = max((len(f.claim) for f in out.findings), default=0)
     for f in out.findings:
         effect = "" if f.interval is None else f"effect {f.interval.text(2)} over {f.units:,} {f.unit_name}" + (
@@ -54,8 +59,11 @@ def _report(args) -> int:
             f" ({f.outlook.status})" if f.outlook else "") + "; "
         print(f"  ({f.claim}){' ' * (width - len(f.claim))} {f.status:<16} {f.subject}: {effect}{f.evidence}")
     if out.wandb_runs:
-        print(f"W&B: {len(out.wandb_runs)} run(s) under {out.wandb_runs[0].parent} "
-              f"(offline unless WANDB_MODE says otherwise; upload with: wandb sync {out.wandb_runs[0].parent}/offline-run-*)")
+        have, total = out.wandb_sweep_runs
+        where = out.wandb_runs[0].parent
+        print(f"W&B: the report run (figures, tables, findings) in {where}, beside the sweeps' runs, one per record "
+              f"({have} of {total} records have theirs there; a sweep run with --no-wandb logs none); "
+              f"upload with: wandb sync {where}/offline-run-*")
     if args.wandb:
         _comparison_report(out.groups, args)
     return 0
@@ -63,11 +71,13 @@ def _report(args) -> int:
 
 def _comparison_report(groups, args) -> None:
     """The W&B comparison report of the per-plan runs: saved when online, else its spec written."""
+    import os
     from pathlib import Path
 
+    from glue_painters.tracking import DEFAULT_PROJECT
     from painters.report import wandb_report as W
 
-    spec = W.report_spec(groups, project=args.wandb_project)
+    spec = W.report_spec(groups, project=args.wandb_project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT)
     path = W.write_spec(spec, Path(args.out))
     if W.online() and spec["entity"]:
         print(f"W&B comparison report: {W.publish(spec)}")
@@ -96,7 +106,9 @@ def add_subparsers(sub) -> None:
                     "the records cannot support are listed with the reason.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_results(p)
-    p.add_argument("--out", metavar="DIR", default="reports", help="output folder (default: reports)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="output folder (default: $PAINTERS_REPORTS, else results/reports: never the reports a "
+                        "checkout ships)")
     p.add_argument("--track", choices=["decoder", "glue", "all"], default="all", help="which track (default: all)")
     p.add_argument("--model", action="append", metavar="NAME",
                    help="only these models (alias as in the sweep config; repeatable or comma separated)")
@@ -107,11 +119,14 @@ def add_subparsers(sub) -> None:
                    help="a benchmarks/latency.py JSON for the accuracy-vs-latency plot (repeatable; default: "
                         "every latency_*.json in the output folder)")
     p.add_argument("--wandb", action="store_true",
-                   help="also log figures and tables to a W&B summary run, and one run per plan and seed "
-                        "(offline unless WANDB_MODE is set)")
-    p.add_argument("--wandb-dir", metavar="DIR", help="W&B run folder (default: RESULTS/wandb)")
-    p.add_argument("--wandb-project", default="glue-painters", metavar="NAME", help="W&B project")
-    p.add_argument("--wandb-summary-only", action="store_true", help="only the summary run, no per-plan runs")
+                   help="also log the figures, tables and findings as one W&B run beside the sweeps' runs (one "
+                        "per record, which the comparison report shows; none is copied); W&B's WANDB_PROJECT, "
+                        "WANDB_ENTITY, WANDB_DIR and WANDB_MODE are honoured (offline unless WANDB_MODE is set)")
+    p.add_argument("--wandb-dir", metavar="DIR", help="W&B folder (default: $WANDB_DIR, else RESULTS, where the "
+                                                      "sweeps' runs are: RESULTS/wandb/offline-run-*)")
+    p.add_argument("--wandb-project", default=None, metavar="NAME",
+                   help="W&B project (default: $WANDB_PROJECT, else glue-painters)")
+    p.add_argument("--wandb-summary-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--wandb-publish", metavar="SPEC",
                    help="create the W&B comparison report from a spec written by an offline --wandb run "
                         "(needs WANDB_MODE=online and a login); nothing else is done")

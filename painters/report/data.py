@@ -36,6 +36,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from glue_painters import recipes
 from glue_painters.errors import UserError
 from glue_painters.results import ResultsStore
 from glue_painters.variants import VariantSpec
@@ -104,6 +105,8 @@ class Group:
     versions: list[dict] = field(default_factory=list)  # distinct package versions
     notes: list[str] = field(default_factory=list)
     paired: object = field(default=None, repr=False, compare=False)  # paired.Resampled, made on first use
+    recipe: dict = field(default_factory=dict)  # what its records share besides plan, task, seed (recipes.py)
+    identity: str = ""  # the weights as they are (an alias's description), for the header
 
     @property
     def reliable(self) -> list[str]:
@@ -183,6 +186,7 @@ def decoder_groups(records: list[dict], tasks: list[str] | None = None) -> list[
                     c.headline = c.relative = Stat(row.median, row.median_std, row.seeds)
         healed_flag = json.loads(healed) if healed else False
         title = f"{name} — decoder, {dtype}" + (", LoRA-healed" if healed_flag else "")
+        recipe = {"model": fingerprint, "dtype": dtype, "code": code, **({"heal": healed_flag} if healed_flag else {})}
         groups.append(Group(
             track="decoder", model=name, title=title, slug=_slug("decoder", name, dtype, "healed" if healed_flag else ""),
             tasks=summary.tasks, flagged={t: rel[t].why for t in summary.flagged},
@@ -191,7 +195,7 @@ def decoder_groups(records: list[dict], tasks: list[str] | None = None) -> list[
             value_name="normalized score", records=recs,
             configs=_distinct([{k: v for k, v in (r.get("config") or {}).items()} for r in recs]),
             versions=_distinct([r.get("versions") or {} for r in recs]),
-            notes=[f"{t}: {s['n']} items" for t, s in summary.subset.items() if s]))
+            notes=[f"{t}: {s['n']} items" for t, s in summary.subset.items() if s], recipe=recipe))
     return groups
 
 
@@ -349,13 +353,13 @@ def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Gro
         if tasks and r["task"] not in tasks:
             continue
         k = r.get("key", {})
-        by[(r.get("model_name"), r["mode"], json.dumps(k.get("hparams"), sort_keys=True),
-            json.dumps(k.get("subset"), sort_keys=True))].append(r)
+        # one table per recipe (hyperparameters, subset, weights): seeds of one recipe pool, other
+        # recipes never; a re-run under another scoring version is a duplicate, counted below
+        by[(r.get("model_name"), r["mode"], recipes.recipe_id(k, ("mode", "code")))].append(r)
     groups = []
-    multi = defaultdict(int)
-    for (model, mode, _, _) in by:
-        multi[(model, mode)] += 1
-    for (model, mode, hp, subset), recs in sorted(by.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], kv[0][2], kv[0][3])):
+    for (model, mode, rid), recs in sorted(by.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], kv[0][2])):
+        recipe = json.loads(rid)
+        hp, subset = json.dumps(recipe.get("hparams"), sort_keys=True), json.dumps(recipe.get("subset"), sort_keys=True)
         task_list = [t for t in GLUE_TASKS if any(r["task"] == t for r in recs)]
         # one record per (label, task, seed): a re-run under a newer code version replaces none
         seen, dup = {}, 0
@@ -417,20 +421,42 @@ def glue_groups(records: list[dict], tasks: list[str] | None = None) -> list[Gro
                 c.relative = stat(rel_seed)
         sub = json.loads(subset) if subset else {}
         title = f"{model} — GLUE {mode}"
-        if multi[(model, mode)] > 1:
-            title += f" (train {sub.get('train') or 'all'}, eval {sub.get('eval') or 'all'})"
         notes = [f"subset: train {sub.get('train') or 'all'} rows, eval {sub.get('eval') or 'all'} rows"]
         if dup:
             notes.append(f"{dup} duplicate record(s) (same run under another code version) not counted")
         hps = json.loads(hp) if hp else {}
         groups.append(Group(
             track="glue", model=str(model), title=title,
-            slug=_slug("glue", model, mode, *(["t", sub.get("train"), "e", sub.get("eval")] if multi[(model, mode)] > 1 else [])),
+            slug=_slug("glue", model, mode),
             tasks=task_list, flagged=flagged, full_score=full_score, chance=chance,
             primary={t: "score" for t in task_list}, cells=cells, num_layers=T, headline_name="GLUE average",
             value_name="task score ×100", mode=mode, records=recs,
             configs=_distinct([{"mode": mode, "hparams": hps, "subset": sub}]),
-            versions=_distinct([{"code": r.get("key", {}).get("code")} for r in recs]), notes=notes))
+            versions=_distinct([{"code": r.get("key", {}).get("code")} for r in recs]), notes=notes,
+            recipe=recipe))
+    return groups
+
+
+def titled_apart(groups: list[Group]) -> list[Group]:
+    """Groups whose titles are alike get the settings that tell them apart in title and slug
+    (``minilm — GLUE finetune (epochs 1, max length 64)``): a reader, a figure file and a W&B
+    section must never take two recipes for one."""
+    alike: dict[str, list[Group]] = defaultdict(list)
+    for g in groups:
+        alike[g.title].append(g)
+    for same in alike.values():
+        differs = recipes.distinguishing([g.recipe for g in same]) if len(same) > 1 else []
+        for g in same:
+            if differs:
+                text = recipes.describe(g.recipe, differs)
+                g.title += f" ({text})"
+                g.slug = _slug(g.slug, text.replace(", ", "_").replace(" ", ""))
+    seen: dict[str, int] = defaultdict(int)
+    for g in groups:  # whatever is left alike (recipes equal in all but an ignored field): numbered
+        seen[g.title] += 1
+        if seen[g.title] > 1:
+            g.title += f" [{seen[g.title]}]"
+            g.slug += f"_{seen[g.title]}"
     return groups
 
 
@@ -454,4 +480,13 @@ def load_groups(results: Path, track: str = "all", models: list[str] | None = No
         if not recs:
             continue
         groups += decoder_groups(recs, tasks) if t == "decoder" else glue_groups(recs, tasks)
+    return with_identity(titled_apart(groups))
+
+
+def with_identity(groups: list[Group]) -> list[Group]:
+    """Each group's ``identity``: what its model name's weights are (``models.identity``)."""
+    from glue_painters.models import identity
+
+    for g in groups:
+        g.identity = identity(g.model)
     return groups

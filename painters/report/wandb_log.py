@@ -1,112 +1,79 @@
-"""``painters report --wandb``: the report's figures and tables as a W&B summary run, and one W&B
-run per plan and seed with the sweep's config fields, for W&B's run comparer and parallel
-coordinates.
+"""``painters report --wandb``: the report's figures and tables as one W&B run beside the sweeps'
+own runs, with W&B's own settings respected.
 
-Offline by default (``WANDB_MODE=offline`` unless the environment sets it; no key is read or
-written here, W&B takes it from the environment at sync time). What is logged:
+What a user of W&B expects, and why each rule is here:
 
-* one run per report, ``job_type="report"``, group ``report``: every figure as ``wandb.Image``
-  under ``figures/<name>``, every table as ``wandb.Table`` under ``tables/<group>``, and the
-  findings table under ``tables/findings``;
-* one run per (group, variant, N, k, i, seed) of the records (``--wandb-summary-only`` skips
-  these), ``job_type="plan"``, group ``report/<group>``, config
-  ``{variant, N, k, i, seed, task, mode, plan, model, track}`` — the same names the GLUE sweep
-  gives its own training runs (``glue_eval.wandb_runs.wandb_config``), so runs of both compare in one
-  view — and summary ``headline`` (normalized median / GLUE average of that seed), ``relative``
-  (normalized median), ``score/<task>`` and, for decoder benchmarks above chance, ``norm/<task>``.
+* **W&B's environment wins.** The run starts through ``glue_painters.tracking.Tracker``, as every
+  sweep's runs do: ``WANDB_PROJECT``, ``WANDB_ENTITY``, ``WANDB_DIR`` and ``WANDB_MODE`` are
+  honoured (``--wandb-project`` / ``--wandb-dir`` only when given), offline without ``WANDB_MODE``.
+* **Beside the sweeps' runs, not in a folder of its own.** Sweeps write ``<results>/wandb/
+  offline-run-*``; so does the report run (it once wrote ``<results>/wandb/wandb/``), so one
+  ``wandb sync <results>/wandb/offline-run-*`` uploads both.
+* **No copies.** Every record already has its W&B run, logged by the sweep that wrote it (id =
+  the record's key hash, config ``track, model, variant, N, k, i, seed, task, mode, plan`` and the
+  recipe, summary = the record's metrics). The report once logged one more run per plan and seed
+  repeating them (25 for a small store); now it logs only what the sweeps' runs lack: the figures,
+  the tables (normalized medians, GLUE averages) and the findings. The comparison report
+  (``wandb_report``) draws its panels from the sweeps' runs, and ``sweep_runs`` says how many of
+  the report's records have theirs in the run folder.
 
 Compare runs::
 
-    painters report --results results --out reports --wandb     # writes results/wandb/wandb/offline-run-*
-    wandb sync results/wandb/wandb/offline-run-*                 # upload (needs WANDB_API_KEY)
-
-Then in the W&B project: the *Runs* table, filter ``job_type = plan`` and group by ``variant``;
-add a *Parallel coordinates* panel with columns ``variant``, ``N``, ``k``, ``seed`` and the
-metric ``relative`` (or ``score/<task>``); pick runs and open *Compare runs* to see config
-and summary side by side. The report run's *Tables* and *Media* panels hold the figures.
+    painters report --wandb          # the report run in results/wandb/offline-run-*, beside the sweeps'
+    wandb sync results/wandb/offline-run-*
 """
 
 from __future__ import annotations
 
+import io
 import os
-import statistics
-from collections import defaultdict
 from pathlib import Path
 
+from glue_painters.results import record_key
+from glue_painters.tracking import Tracker
 from painters.report.data import Group
 from painters.report.figures import Figure
-from painters.report.verdict import Finding
 from painters.report.html import findings_table, group_table
+from painters.report.verdict import Finding
 
 
-def _setup() -> None:
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_SILENT", "true")
+def tracker(results: Path, *, directory=None, project: str | None = None) -> Tracker:
+    """The sweeps' ``Tracker`` over the results root: the same run folder, W&B's environment first;
+    ``directory`` / ``project`` are the command's explicit flags (they win when given)."""
+    # W&B's environment, read now and passed on: wandb keeps the settings of its first setup in a
+    # process, so a variable set later would otherwise be missed
+    settings = {"project": project or os.environ.get("WANDB_PROJECT"), "entity": os.environ.get("WANDB_ENTITY")}
+    t = Tracker(True, Path(results), {k: v for k, v in settings.items() if v})
+    if directory:
+        t.directory = Path(directory)
+    return t
 
 
-def plan_runs(g: Group) -> list[dict]:
-    """One entry per (variant, N, k, i, seed) of a group's records: config and summary."""
-    by: dict[tuple, list[dict]] = defaultdict(list)
-    for r in g.records:
-        if g.track == "decoder":
-            p = r.get("params") or {}
-            variant, n, k, i, seed = r["variant"], p.get("n"), p.get("k"), p.get("i"), p.get("seed")
-            plan = r["plan"]["text"] if isinstance(r.get("plan"), dict) else r.get("plan_hash")
-        else:
-            from painters.report.data import _glue_cell_key
+def report_run_id(groups: list[Group]) -> str:
+    """One W&B run per report of one selection of records: a re-run of the same report resumes
+    it, a store with other records makes another."""
+    return "report-" + record_key({"records": sorted(r.get("key_hash", "") for g in groups for r in g.records)})[:12]
 
-            (variant, n, k, i), seed = _glue_cell_key(r), r.get("seed")
-            plan = r.get("plan_text")
-        by[(variant, n, k, i, seed, plan)].append(r)
-    out = []
-    for (variant, n, k, i, seed, plan), recs in by.items():
-        scores = {}
-        norm = {}
-        for r in recs:
-            t = r["task"]
-            s = r["metrics"][r["primary_metric"]] if g.track == "decoder" else r["score"]
-            scores[t] = s
-            if t not in g.flagged and g.full_score.get(t) is not None and g.chance.get(t) is not None \
-                    and g.full_score[t] != g.chance[t]:
-                norm[t] = (s - g.chance[t]) / (g.full_score[t] - g.chance[t])
-        reliable = [t for t in g.reliable if t in norm]
-        complete = reliable and len(reliable) == len(g.reliable)
-        relative = statistics.median(norm[t] for t in reliable) if complete else None
-        if g.track == "decoder":
-            headline = relative
-        else:
-            headline = statistics.fmean(scores[t] for t in g.reliable) if complete else None
-        summary = {"headline": headline, "relative": relative, **{f"score/{t}": v for t, v in scores.items()}}
-        if g.track == "decoder":
-            summary.update({f"norm/{t}": v for t, v in norm.items()})
-        out.append({
-            "name": f"{g.slug}/{variant}" + "".join(f",{a}={b}" for a, b in (("n", n), ("k", k), ("i", i), ("seed", seed))
-                                                      if b is not None),
-            "config": {"variant": variant, "N": n, "k": k, "i": i, "seed": seed, "task": "+".join(sorted(scores)),
-                       "mode": g.mode or "eval", "plan": plan, "model": g.model, "track": g.track,
-                       "num_layers": g.num_layers},
-            "summary": {k_: v for k_, v in summary.items() if v is not None}})
-    return out
+
+def sweep_runs(groups: list[Group], t: Tracker) -> tuple[int, int]:
+    """(records whose sweep run is in ``t``'s offline folder, records): the runs the comparison
+    report shows. Online runs are on the server and not counted here."""
+    have = {p.name.rsplit("-", 1)[-1] for p in (t.directory / "wandb").glob("offline-run-*")}
+    keys = [r.get("key_hash") for g in groups for r in g.records]
+    return sum(k in have for k in keys), len(keys)
 
 
 def _wandb_table(wandb, table):
     return wandb.Table(columns=table.header, data=[list(r) for r in table.rows])
 
 
-def log_report(groups: list[Group], figures: list[Figure], findings: list[Finding], *, directory: Path,
-               project: str = "glue-painters", summary_only: bool = False, config: dict | None = None) -> list[Path]:
-    """Log the report; returns the run folders written (offline) or created."""
-    _setup()
-    import io
-
+def log_report(groups: list[Group], figures: list[Figure], findings: list[Finding], *, t: Tracker,
+               config: dict | None = None) -> list[Path]:
+    """Log the report run; returns its run folder."""
     import wandb
     from PIL import Image
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    runs: list[Path] = []
-    run = wandb.init(project=project, dir=str(directory), job_type="report", group="report", name="report",
-                     config=config or {}, reinit="finish_previous")
+    run = t.start(report_run_id(groups), name="report", group="report", job_type="report", config=config or {})
     try:
         payload = {f"figures/{f.name}": wandb.Image(Image.open(io.BytesIO(f.png)), caption=f.title) for f in figures}
         payload["tables/findings"] = _wandb_table(wandb, findings_table(findings))
@@ -114,18 +81,6 @@ def log_report(groups: list[Group], figures: list[Figure], findings: list[Findin
             payload[f"tables/{g.slug}"] = _wandb_table(wandb, group_table(g))
         run.log(payload)
         run.summary.update({"findings/" + f"{f.claim}:{f.subject}": f.status for f in findings})
-        runs.append(Path(run.dir).parent)
+        return [Path(run.dir).parent]
     finally:
         run.finish()
-    if summary_only:
-        return runs
-    for g in groups:
-        for entry in plan_runs(g):
-            r = wandb.init(project=project, dir=str(directory), job_type="plan", group=f"report/{g.slug}",
-                           name=entry["name"], config=entry["config"], reinit="finish_previous")
-            try:
-                r.summary.update(entry["summary"])
-                runs.append(Path(r.dir).parent)
-            finally:
-                r.finish()
-    return runs

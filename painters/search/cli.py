@@ -39,7 +39,8 @@ def _add_scores(ss) -> None:
                    help="average the angular distance over every real token (default) or over the last token of "
                         "each text, as Gromov et al. do")
     s.add_argument("--json", dest="json_out", default=None,
-                   help="where to write the scores (default reports/search_scores_<model>.json)")
+                   help="where to write the scores (default <reports>/search_scores_<model>.json, <reports> = "
+                        "$PAINTERS_REPORTS, else results/reports)")
     s.set_defaults(func=commands.cmd_scores)
 
 
@@ -69,7 +70,7 @@ def _add_run(ss) -> None:
                         "the scores JSON (default, when it exists) or uniformly")
     r.add_argument("--scores", default=None,
                    help="a scores JSON from 'painters search scores' (for evolve's seeds; default "
-                        "reports/search_scores_<model>.json if it exists)")
+                        "<reports>/search_scores_<model>.json if it exists)")
     r.add_argument("--cost", default="executions",
                    help="'executions' (default), 'latency' (reports/latency_<model>.json) or latency:FILE")
     r.add_argument("--objective", choices=["loss", "speculative"], default="loss",

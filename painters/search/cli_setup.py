@@ -80,7 +80,9 @@ def memo_for(objective, folder: Path):
 
 
 def scores_path(args) -> Path:
-    return Path(getattr(args, "json_out", None) or f"reports/search_scores_{model_name(args)}.json")
+    from glue_painters.outputs import reports_dir
+
+    return Path(getattr(args, "json_out", None) or reports_dir() / f"search_scores_{model_name(args)}.json")
 
 
 def load_scores(args, calib_fp: str):

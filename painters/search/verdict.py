@@ -39,7 +39,7 @@ def add_verdict(ss) -> None:
     v.add_argument("--limit", type=int, default=20, help="first N documents of each benchmark (default 20)")
     v.add_argument("--eval-batch-size", type=int, default=16, help="benchmark requests per forward (default 16)")
     v.add_argument("--scores", default=None, help="scores JSON for the angular/BI/skip-one baselines "
-                                                  "(default reports/search_scores_<model>.json if it exists)")
+                                                  "(default <reports>/search_scores_<model>.json if it exists)")
     v.add_argument("--equal-depth", action="store_true",
                    help="also evaluate the paper's parallel/looped_parallel variants whose depth (sequential steps) "
                         "equals the budget: none of them costs less than T layer executions, so they have no "
@@ -51,7 +51,8 @@ def add_verdict(ss) -> None:
     v.add_argument("--heldout-docs", type=int, default=16, help="texts of --heldout-text to use (default 16)")
     add_results(v)
     v.add_argument("--summary", default=None,
-                   help="summary JSON to write (default reports/search_verdict_<model>.json)")
+                   help="summary JSON to write (default <reports>/search_verdict_<model>.json, <reports> = "
+                        "$PAINTERS_REPORTS, else results/reports)")
     v.set_defaults(func=cmd_verdict)
 
 
@@ -153,7 +154,9 @@ def _write_summary(args, result: dict, calib, tasks: list[str], store) -> None:
 
     from decoder_eval.verdict_report import plot_verdict, write_verdict_markdown
 
-    summary = Path(args.summary or f"reports/search_verdict_{model_name(args)}.json")
+    from glue_painters.outputs import reports_dir
+
+    summary = Path(args.summary or reports_dir() / f"search_verdict_{model_name(args)}.json")
     atomic_write_json(summary, dict(result, model=args.model, calibration=calib.describe(), tasks=tasks,
                                     limit=args.limit, records={"store": str(store.root), "track": result["track"]},
                                     command="painters search verdict " + argv_tail(args)))
