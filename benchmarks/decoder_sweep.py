@@ -6,8 +6,11 @@ lm-eval evaluating the same plans one after another (``HFLM(pretrained=model)`` 
 rewired by ``glue_painters.rewire``, task YAMLs that include the stock ones and read our local
 files). lm-eval gets its leanest path: one ``TaskManager`` and one task load (its one-time
 "setup", reported apart), then ``lm_eval.evaluator.evaluate`` per plan (no per-run environment
-collection or task indexing, which ``simple_evaluate`` would add).
-Then compares every request's loglikelihood and every metric.
+collection or task indexing, which ``simple_evaluate`` would add) - after applying, per plan, what
+``simple_evaluate`` applies to the tasks first (default few-shot count, the few-shot seed:
+``lm_eval_interop.seed_like_simple_evaluate``), so its prompts are stock lm-eval's. The run stops
+if any stock prompt differs from ours (``prompt_mismatches``). Then compares every request's
+loglikelihood and every metric.
 
 Writes ``<out>.json`` and ``<out>.md`` (with the command that produced them). Loglikelihood tasks
 only: generation (GSM8K) runs plan by plan in both and shares nothing.
@@ -33,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: fail lookups fast i
 import torch  # noqa: E402
 
 from decoder_eval.evaluate import evaluate_plans, load_tasks
-from decoder_eval.lm_eval_interop import local_task_yamls
+from decoder_eval.lm_eval_interop import local_task_yamls, prompt_mismatches, seed_like_simple_evaluate
 from glue_painters import variants
 from glue_painters.models import load_model
 from glue_painters.results import atomic_write_json, atomic_write_text
@@ -66,6 +69,7 @@ def stock_lm_eval(model, tok, plans, tasks, limit, data_dir, batch_size):
         per_plan, results = [], {}
         for _, _, plan in plans:
             start = time.perf_counter()
+            seed_like_simple_evaluate(task_dict)  # as simple_evaluate does before each evaluate
             with rewired(model, plan):
                 lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
                 out = evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=True, bootstrap_iters=0)
@@ -114,6 +118,11 @@ def main(argv=None):
     ours = evaluate_plans(model, tok, [p for _, _, p in plans], data, batch_size=args.batch_size, log_samples=True)
     ours_seconds = time.perf_counter() - start
     setup, per_plan, stock = stock_lm_eval(model, tok, plans, args.tasks, args.limit, args.data_dir, args.batch_size)
+    for _, _, plan in plans:
+        differ = prompt_mismatches(data, {t: stock[plan.text][t]["samples"] for t in args.tasks})
+        if differ:
+            raise SystemExit(f"stock lm-eval's prompts are not ours under {plan.text}: {differ[0]} "
+                             f"({len(differ)} documents): the comparison would be meaningless")
     stock_seconds = setup + sum(per_plan)
     diff = compare(ours, stock, plans, args.tasks)
     report = {

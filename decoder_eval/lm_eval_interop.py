@@ -161,3 +161,34 @@ def lm_eval_evaluate(model, tokenizer, plan: Plan | str | None, tasks: Sequence[
         if isinstance(out.get(section), dict):
             out[section] = {back.get(k, k): v for k, v in out[section].items()}
     return out
+
+
+def seed_like_simple_evaluate(loaded: dict, seed: int = 1234) -> None:
+    """Apply to tasks loaded by a ``TaskManager`` what ``lm_eval.simple_evaluate`` applies before it
+    calls ``evaluate``: a default ``num_fewshot`` of 0 and the few-shot sampler's seed. Why: a caller
+    that skips ``simple_evaluate`` (to time ``evaluate`` alone) otherwise samples other few-shot
+    examples than stock lm-eval - and, the sampler's generator running on, other ones again for
+    every later ``evaluate`` on the same tasks. Call it before each ``evaluate``."""
+    tasks = loaded.get("tasks", loaded) if isinstance(loaded, dict) else loaded
+    for task in tasks.values():
+        if task.get_config("num_fewshot") is None:
+            task.set_config(key="num_fewshot", value=0)
+        task.set_fewshot_seed(seed=seed)
+
+
+def prompt_mismatches(ours: dict, stock_samples: dict) -> list[str]:
+    """Where stock lm-eval's requests (``samples[task][i]["arguments"]``) differ from ours
+    (``{task: TaskData}``): one line per differing document, empty when every prompt is equal."""
+    out = []
+    for task, samples in stock_samples.items():
+        items = {it.index: it for it in ours[task].items}
+        for sample in samples:
+            item = items.get(sample["doc_id"])
+            if item is None:
+                out.append(f"{task} doc {sample['doc_id']}: not among ours")
+                continue
+            theirs = [a[0] if isinstance(a, (list, tuple)) else a for a in sample["arguments"]]
+            mine = [getattr(r, "context", getattr(r, "text", None)) for r in item.requests]
+            if theirs != mine:
+                out.append(f"{task} doc {sample['doc_id']}: prompts differ")
+    return out
