@@ -24,9 +24,9 @@ from glue_painters.plans import Plan
 from glue_painters.rewire import num_layers
 from glue_painters.variants import resolve
 
-from .generation import Generator
+from .generation_engine import BatchGenerator
 from .loglikelihood import LoglikelihoodScorer
-from .progress import PassProgress
+from .progress import GenerationProgress, PassProgress
 from .tasks import TASKS, TaskData, get_task, sample_record
 
 
@@ -78,11 +78,12 @@ class Evaluator:
     """Runs tasks under many plans on one model, preparing each task's batches once."""
 
     def __init__(self, model, tokenizer, batch_size: int = 16, pack: bool = True, share_prefix: bool = True,
-                 progress: Callable[[int], None] | None = None):
+                 progress: Callable[[int], None] | None = None, generation_memory: int | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.scorer = LoglikelihoodScorer(model, tokenizer, batch_size, pack=pack, share_prefix=share_prefix)
-        self.generator = Generator(model, tokenizer, batch_size)
+        # generate_until: every plan at once (generation_engine), KV bounded by generation_memory bytes
+        self.generator = BatchGenerator(model, tokenizer, batch_size, generation_memory, share_prefix)
         self.progress = progress
         self._prepared: dict[int, object] = {}
 
@@ -104,10 +105,10 @@ class Evaluator:
             on_result: Callable[[str, TaskResult], None] | None = None,
             resume: tuple[Path, dict] | None = None) -> dict[str, TaskResult]:
         """Every plan's ``TaskResult`` on one task, keyed by plan text. ``on_result(text, result)``
-        is called as each plan's result is ready: all at the end of a loglikelihood pass (the
-        plans share it), one by one for generation. ``resume=(folder, key)`` keeps each finished
-        batch of a loglikelihood pass under ``folder`` (``progress.PassProgress``), so a pass
-        killed midway continues where it stopped."""
+        is called as each plan's result is ready: all at the end of the task's pass (the plans
+        share it). ``resume=(folder, key)`` keeps each finished batch of a pass under ``folder``
+        (``progress.PassProgress``; for generation each prompt batch x plan group,
+        ``progress.GenerationProgress``), so a pass killed midway continues where it stopped."""
         task = data.task
         primary = primary or task.primary
         if primary not in task.metrics:
@@ -134,10 +135,15 @@ class Evaluator:
                 on_result(text, out[text])
 
         if task.kind == "generate_until":
+            start = time.perf_counter()
+            checkpoint = GenerationProgress.of(resume[0], resume[1], prepared, unique,
+                                               str(self.generator.memory_budget)) if resume else None
+            texts = self.generator.run(prepared, unique, self.progress, checkpoint)
+            seconds = time.perf_counter() - start
             for plan in unique:
-                start = time.perf_counter()
-                texts = self.generator.run(prepared, plan, self.progress)
-                finish(plan.text, texts, time.perf_counter() - start, 1)
+                finish(plan.text, texts[plan.text], seconds, len(unique))
+            if checkpoint is not None:
+                checkpoint.finish()
         else:
             start = time.perf_counter()
             checkpoint = PassProgress.of(resume[0], resume[1], prepared, unique) if resume else None

@@ -1,14 +1,16 @@
 """Greedy generation until a stop string, lm-evaluation-harness style, under a plan.
 
-Mirrors lm-eval's ``HFLM.generate_until``: contexts are sorted longest first and batched, left
+Mirrors lm-eval's ``HFLM.generate_until``: contexts are grouped by their generation settings,
+sorted longest first and batched, left
 padded with an attention mask and left-truncated to ``max_length - max_gen_toks``; generation is
 greedy for at most ``max_gen_toks`` new tokens; the tokenizer's EOS text joins the stop strings;
 the decoded continuation (special tokens skipped) is cut at the first occurrence of any stop
 string. Stopping itself uses transformers' own ``stop_strings`` (per row; lm-eval stops a batch
 when every row has hit the same string), which changes nothing in the cut text.
 
-Generation runs plan by plan under ``rewired`` with the model's KV cache (the rewiring gives each
-executed layer its own cache slot); unlike loglikelihood scoring it does not share prefixes.
+``Generator.run`` generates plan by plan under ``rewired`` with the model's KV cache (the rewiring
+gives each executed layer its own cache slot); sweeps run all plans at once with
+``generation_engine.BatchGenerator``, which falls back to this where it cannot share exactly.
 """
 
 from __future__ import annotations
@@ -46,10 +48,18 @@ class Generator:
 
     def prepare(self, requests: Sequence[GenerationRequest]) -> PreparedGeneration:
         lengths = [len(self.encoder.encode(r.context)) for r in requests]
-        order = sorted(range(len(requests)), key=lambda i: (-lengths[i], requests[i].context))
+        # as lm-eval's Collator: requests grouped by their generation settings (a batch shares its
+        # stop strings and length), longest context first within a group
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((tuple(r.until), r.max_gen_toks), []).append(i)
+        order, chunks = [], []
+        for members in groups.values():
+            members = sorted(members, key=lambda i: (-lengths[i], requests[i].context))
+            order += members
+            chunks += [members[s:s + self.batch_size] for s in range(0, len(members), self.batch_size)]
         batches = []
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+        for idx in chunks:
             gen_toks = max(requests[i].max_gen_toks for i in idx)
             enc = self.tokenizer([requests[i].context for i in idx], padding="longest", padding_side="left",
                                  return_tensors="pt")

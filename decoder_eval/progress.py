@@ -66,3 +66,36 @@ class PassProgress:
 
     def finish(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def generation_digest(prepared) -> str:
+    """A hash of a generation pass's prompt batches, stop strings and lengths (what decides its texts)."""
+    h = hashlib.sha256()
+    for ids, mask, idx in prepared.batches:
+        for t in (ids, mask):
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        h.update(json.dumps(idx).encode())
+    h.update(json.dumps([prepared.stops, prepared.max_gen_toks]).encode())
+    return h.hexdigest()[:20]
+
+
+class GenerationProgress(PassProgress):
+    """Finished units (prompt batch x plan group) of a generation pass: ``{plan text: [(request,
+    text), ...]}`` each, the texts kept exactly (JSON strings)."""
+
+    @classmethod
+    def of(cls, root: Path, key: dict, prepared, plans: Sequence[Plan], units: str = "") -> "GenerationProgress":
+        fields = dict(key, plans=sorted(p.text for p in plans), batches=generation_digest(prepared),
+                      units=units, kind="generate_until")
+        return cls(Path(root) / FOLDER / record_key(fields))
+
+    def load(self, index: int) -> dict[str, list] | None:
+        try:
+            part = json.loads((self.folder / f"{index}.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return {text: [(int(r), str(s)) for r, s in rows] for text, rows in part.items()}
+
+    def save(self, index: int, part: dict[str, list]) -> None:
+        atomic_write_text(self.folder / f"{index}.json",
+                          json.dumps({t: [[r, s] for r, s in rows] for t, rows in part.items()}))

@@ -1,0 +1,396 @@
+"""Greedy generation for every plan of a sweep at once: shared prefill, one decoding batch.
+
+What stock lm-eval does per plan (``HFLM.generate_until``: ``model.generate`` over left-padded
+batches of prompts) this engine does for all plans together, with the same outputs:
+
+1. **Shared prefill.** The plans form a trie over their executed steps (``PlanTrie``, as for
+   scoring). A prompt batch's prefill walks it depth first: each branch (a run of steps between
+   two branch points, itself a plan put on the model with ``rewire.rewired``) runs once on the
+   documents, fed the hidden state its parent branch left (``inputs_embeds``), so a layer state
+   that several plans reach is computed once.
+2. **One decoding batch.** Every (plan, document) pair is a row. Each step feeds every unfinished
+   row its last token: rows of all plans go through a branch they share as one batch and split
+   where the plans diverge (rows are ordered plan by plan in the trie's depth-first order, so a
+   branch's rows are one contiguous slice). Each branch keeps its rows' KV in a ``GrowingLayer``
+   cache (``generation_cache``), started from the shared prefill's KV. A row stops at its own
+   stop string, EOS or ``max_gen_toks`` and leaves the batch (finished rows are squeezed out of
+   the caches once they are an eighth of the batch).
+3. **Bounded memory.** ``memory_budget`` (bytes) splits the plans into groups whose caches fit,
+   cut along the trie's order so plans sharing a prefix stay together (``plan_groups``).
+4. **Guards, falling back to plan-by-plan ``model.generate`` (``generation.Generator``)** rather
+   than computing something else: a model whose forward transforms ``inputs_embeds``
+   (``prefix_share.split_is_exact``), a generation config that changes greedy argmax (repetition
+   penalty, beams, suppressed tokens ...), a pad token that would show in the decoded text.
+
+What "the same outputs" rests on: the prefill and every step run the model's own forward on the
+same token ids, positions (``generate``'s: the attention mask's cumulative sum) and masks as
+``generate`` would; greedy is the argmax of the same logits; the text is cut at the request's stop
+strings as lm-eval cuts it. Rounding can differ with batch shapes, so the tests compare with stock
+lm-eval in float64, where a near-tie cannot flip.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from glue_painters.plans import Plan
+from glue_painters.prefix_share import PlanTrie, last_entry, output_logits, split_is_exact
+from glue_painters.rewire import rewired
+
+from .generation import Generator, PreparedGeneration
+from .generation_cache import compact_cache, expand_cache, growing_cache
+
+# generation-config fields that make ``generate`` pick something else than the logits' argmax
+_NOT_ARGMAX = ("num_beams", "repetition_penalty", "encoder_repetition_penalty", "no_repeat_ngram_size",
+               "bad_words_ids", "min_length", "min_new_tokens", "forced_bos_token_id", "forced_eos_token_id",
+               "suppress_tokens", "begin_suppress_tokens", "sequence_bias", "exponential_decay_length_penalty",
+               "guidance_scale", "watermarking_config", "diversity_penalty", "penalty_alpha", "dola_layers",
+               "prompt_lookup_num_tokens", "assistant_model")
+
+
+def greedy_is_argmax(model) -> tuple[bool, str]:
+    """Does greedy ``generate`` on this model pick the logits' argmax? (False, why) if its
+    generation config adds a logits processor or another decoding strategy."""
+    from transformers import GenerationConfig
+
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        return True, ""
+    default = GenerationConfig()
+    for name in _NOT_ARGMAX:
+        value, base = getattr(config, name, None), getattr(default, name, None)
+        if value != base and value not in (None, 0, 1, 1.0, [], (), False):
+            return False, f"its generation config sets {name}={value!r}"
+    return True, ""
+
+
+@dataclass
+class _Branch:
+    """A run of steps between two branch points of the trie, with the plans below it
+    (``lo``..``hi`` in depth-first order) and those ending right after it."""
+
+    segment: Plan
+    lo: int
+    hi: int
+    ends: list[int]
+    children: list["_Branch"] = field(default_factory=list)
+    cache: object = None
+
+    def all(self):
+        yield self
+        for c in self.children:
+            yield from c.all()
+
+
+def branches(plans: Sequence[Plan], share: bool = True) -> tuple[list[_Branch], list[Plan]]:
+    """The trie's branches (roots) and the plans in depth-first order (each branch's plans are
+    then one contiguous range). Without ``share`` every plan is its own root branch."""
+    unique = list({p.text: p for p in plans}.values())
+    if not share:
+        return [_Branch(p, i, i + 1, [i]) for i, p in enumerate(unique)], unique
+    trie = PlanTrie(unique)
+    order: list[str] = []
+
+    def build(node) -> list[_Branch]:
+        out = []
+        for edge in trie.edges(node):
+            lo, ends = len(order), []
+            for text in edge.child.ends:
+                ends.append(len(order))
+                order.append(text)
+            children = build(edge.child)
+            out.append(_Branch(Plan(tuple(edge.units)), lo, len(order), ends, children))
+        return out
+
+    roots = build(trie.root)
+    return roots, [trie.plans[t] for t in order]
+
+
+def kv_bytes_per_token(model) -> int:
+    """Bytes of K and V one token leaves in one layer's cache, measured on the model itself (a
+    one-token forward), so grouped-query, latent or odd attention come out right."""
+    device = next(model.parameters()).device
+    cache = growing_cache(_num_layers(model), 1)
+    with torch.no_grad():
+        model.base_model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=device),
+                         **{_cache_keyword(model): cache}, use_cache=True)
+    sizes = [layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
+             for layer in cache.layers if layer.is_initialized]
+    return max(sizes) if sizes else 0
+
+
+def _num_layers(model) -> int:
+    from glue_painters.rewire import num_layers
+
+    return num_layers(model)
+
+
+def _cache_keyword(model) -> str:
+    params = inspect.signature(model.base_model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def group_bytes(plans: Sequence[Plan], rows: int, length: int, per_token: int) -> int:
+    """KV bytes of decoding ``plans`` together on ``rows`` documents of ``length`` positions."""
+    roots, _ = branches(plans)
+    return sum(b.segment.executions * (b.hi - b.lo) * rows * length * per_token
+               for r in roots for b in r.all())
+
+
+def plan_groups(plans: Sequence[Plan], rows: int, length: int, per_token: int,
+                budget: int | None) -> list[list[Plan]]:
+    """The plans cut into consecutive groups (depth-first trie order keeps shared prefixes
+    together) whose KV fits ``budget`` bytes; a plan that alone exceeds it runs alone."""
+    _, ordered = branches(plans)
+    if budget is None:
+        return [ordered] if ordered else []
+    groups: list[list[Plan]] = []
+    for plan in ordered:
+        if groups and group_bytes(groups[-1] + [plan], rows, length, per_token) <= budget:
+            groups[-1].append(plan)
+        else:
+            groups.append([plan])
+    return groups
+
+
+class BatchGenerator:
+    """Runs ``generation.Generator``'s prepared requests for many plans at once (see module doc)."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 8, memory_budget: int | None = None,
+                 share_prefix: bool = True):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.plain = Generator(model, tokenizer, batch_size)
+        self.memory_budget = memory_budget
+        self.share_prefix = share_prefix
+        self.fallback: str | None = None  # why this model runs plan by plan (None: it does not)
+        self._checked = False
+        self._per_token: int | None = None
+        config = getattr(model, "generation_config", None)
+        eos = getattr(config, "eos_token_id", None) if config is not None else None
+        eos = eos if eos is not None else tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+        self.positions = "position_ids" in inspect.signature(model.forward).parameters
+        # set to [] to record every forward the engine runs (``work.generation_work`` counts it):
+        # ("layers", segment, rows, query positions, key positions) and ("head", rows)
+        self.trace: list | None = None
+        self.generated: dict[str, dict[int, int]] = {}  # plan text -> request -> tokens generated
+
+    def prepare(self, requests) -> PreparedGeneration:
+        return self.plain.prepare(requests)
+
+    @property
+    def per_token(self) -> int:
+        if self._per_token is None:
+            self._per_token = kv_bytes_per_token(self.model)
+        return self._per_token
+
+    def check(self, sample: list[int]) -> str | None:
+        """Why this model must run plan by plan (None: the engine may run it). Checked once."""
+        if self._checked:
+            return self.fallback
+        self._checked = True
+        ok, why = greedy_is_argmax(self.model)
+        if not ok:
+            self.fallback = why
+        pad = self.tokenizer.pad_token_id
+        if self.fallback is None and pad is not None and pad not in self.tokenizer.all_special_ids:
+            self.fallback = "its pad token is not a special token (stock lm-eval's text would show it)"
+        if self.fallback is None:
+            device = next(self.model.parameters()).device
+            exact, diff = split_is_exact(self.model, {"input_ids": torch.tensor([sample], device=device)})
+            if not exact:
+                self.fallback = f"running a plan in pieces differs from one forward by {diff:.2e}"
+        if self.fallback is not None:
+            import warnings
+
+            warnings.warn(f"{type(self.model).__name__}: generating plan by plan: {self.fallback}")
+        return self.fallback
+
+    def units(self, prepared: PreparedGeneration, plans: Sequence[Plan]) -> list[tuple[int, list[Plan]]]:
+        """The engine's work units in order: (prompt batch, plan group)."""
+        out = []
+        for index, (ids, _, idx) in enumerate(prepared.batches):
+            length = ids.shape[1] + max(prepared.max_gen_toks[i] for i in idx)
+            for group in plan_groups(plans, len(idx), length, self.per_token if self.memory_budget else 0,
+                                     self.memory_budget):
+                out.append((index, group))
+        return out
+
+    @torch.no_grad()
+    def run(self, prepared: PreparedGeneration, plans: Sequence[Plan],
+            progress: Callable[[int], None] | None = None, checkpoint=None) -> dict[str, list[str]]:
+        """Per plan text, the cut continuation of every request (request order). ``checkpoint``
+        (``generation_progress.GenerationProgress``) supplies units finished before and keeps
+        each new one."""
+        unique = list({p.text: p for p in plans}.values())
+        out = {p.text: [None] * prepared.n_requests for p in unique}
+        if not prepared.batches:
+            return out
+        if self.check(prepared.batches[-1][0][0, -8:].tolist()) is not None:
+            for plan in unique:
+                out[plan.text] = self.plain.run(prepared, plan, progress)
+            return out
+        for number, (index, group) in enumerate(self.units(prepared, unique)):
+            done = checkpoint.load(number) if checkpoint is not None else None
+            if done is None:
+                ids, mask, idx = prepared.batches[index]
+                done = self.decode(ids, mask, idx, group, prepared)
+                if checkpoint is not None:
+                    checkpoint.save(number, done)
+            for text, rows in done.items():
+                for request, generated in rows:
+                    out[text][request] = generated
+            if progress is not None:
+                progress(len(group))
+        return out
+
+    # ---- one prompt batch under one plan group ---------------------------------------------------
+    def decode(self, ids: torch.Tensor, mask: torch.Tensor, idx: list[int], plans: Sequence[Plan],
+               prepared: PreparedGeneration) -> dict[str, list[tuple[int, str]]]:
+        """Every plan's generation for the prompts ``ids`` (left padded, ``mask``): ``{plan text:
+        [(request, text), ...]}``."""
+        device = next(self.model.parameters()).device
+        roots, ordered = branches(plans, self.share_prefix)
+        docs, width = ids.shape
+        ids, mask = ids.to(device), mask.to(device)
+        lengths = mask.sum(dim=1)
+        gen_max = [prepared.max_gen_toks[i] for i in idx]
+        capacity = width + max(gen_max)
+        keep_mask = not bool((mask == 1).all())  # generate drops an all-ones mask
+        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0) if self.positions else None
+        rows = len(ordered) * docs
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        finished = [False] * rows
+        last = torch.zeros(rows, dtype=torch.long, device=device)
+
+        def pick(branch_plan: int, logits: torch.Tensor, row_ids: torch.Tensor) -> None:
+            last[row_ids] = logits.float().argmax(dim=-1)
+            if self.trace is not None:
+                self.trace.append(("head", len(row_ids)))
+
+        # prefill: each branch once per document, its KV then handed to each plan's rows
+        def prefill(branch: _Branch, hidden):
+            feed = {"input_ids": ids} if hidden is None else {"inputs_embeds": hidden}
+            final, after, cache = self._forward(branch.segment, feed, mask if keep_mask else None, positions,
+                                                growing_cache(branch.segment.executions, width),
+                                                bool(branch.children))
+            per_plan = torch.arange(docs, device=device).repeat(branch.hi - branch.lo)
+            branch.cache = expand_cache(cache, per_plan, capacity)
+            del cache
+            for p in branch.ends:
+                pick(p, output_logits(self.model, final[:, -1]), torch.arange(p * docs, (p + 1) * docs, device=device))
+            del final
+            for child in branch.children:
+                prefill(child, after)
+
+        for root in roots:
+            prefill(root, None)
+        active = torch.arange(rows, device=device)
+        step = 0
+        while True:
+            step += 1
+            self._record(last, active, tokens, finished, docs, gen_max, idx, prepared)
+            live = torch.tensor([not finished[r] for r in active.tolist()], device=device)
+            if not bool(live.any()):
+                break
+            dead = len(active) - int(live.sum())
+            if dead and dead * 8 >= len(active):
+                self._compact(roots, active, live, docs)
+                active = active[live]
+            doc_of = active % docs
+            feed_ids = last[active].unsqueeze(1)
+            step_mask = None
+            if keep_mask:
+                step_mask = torch.cat([mask[doc_of], mask.new_ones((len(active), step))], dim=1)
+            step_pos = (lengths[doc_of] - 1 + step).unsqueeze(1) if self.positions else None
+
+            def visit(branch: _Branch, s: int, e: int, hidden):
+                feed = {"input_ids": feed_ids[s:e]} if hidden is None else {"inputs_embeds": hidden}
+                final, after, _ = self._forward(
+                    branch.segment, feed, None if step_mask is None else step_mask[s:e],
+                    None if step_pos is None else step_pos[s:e], branch.cache, bool(branch.children))
+                for p in branch.ends:
+                    ps, pe = self._slice(active, p * docs, (p + 1) * docs)
+                    if pe > ps:
+                        pick(p, output_logits(self.model, final[ps - s:pe - s, -1]), active[ps:pe])
+                for child in branch.children:
+                    cs, ce = self._slice(active, child.lo * docs, child.hi * docs)
+                    if ce > cs:
+                        visit(child, cs, ce, after[cs - s:ce - s])
+
+            for root in roots:
+                s, e = self._slice(active, root.lo * docs, root.hi * docs)
+                if e > s:
+                    visit(root, s, e, None)
+        for root in roots:
+            for b in root.all():
+                b.cache = None
+        out: dict[str, list[tuple[int, str]]] = {p.text: [] for p in ordered}
+        for r in range(rows):
+            plan, doc = ordered[r // docs], r % docs
+            self.generated.setdefault(plan.text, {})[idx[doc]] = len(tokens[r])
+            text = self.tokenizer.decode(tokens[r], skip_special_tokens=True)
+            for term in prepared.stops[idx[doc]]:
+                if term:
+                    text = text.split(term)[0]
+            out[plan.text].append((idx[doc], text))
+        return out
+
+    def _record(self, last, active, tokens, finished, docs, gen_max, idx, prepared) -> None:
+        """Append each unfinished row's new token; mark rows that reached EOS, their length or a
+        stop string (then the cut text can no longer change)."""
+        new = last[active].tolist()
+        check = []
+        for r, token in zip(active.tolist(), new):
+            if finished[r]:
+                continue
+            tokens[r].append(token)
+            doc = r % docs
+            if token in self.eos_ids or len(tokens[r]) >= gen_max[doc]:
+                finished[r] = True
+            else:
+                check.append(r)
+        if check:
+            texts = self.tokenizer.batch_decode([tokens[r] for r in check], skip_special_tokens=True)
+            for r, text in zip(check, texts):
+                if any(term and term in text for term in prepared.stops[idx[r % docs]]):
+                    finished[r] = True
+
+    @staticmethod
+    def _slice(active: torch.Tensor, lo: int, hi: int) -> tuple[int, int]:
+        bounds = torch.searchsorted(active, torch.tensor([lo, hi], device=active.device))
+        return int(bounds[0]), int(bounds[1])
+
+    def _compact(self, roots: list[_Branch], active: torch.Tensor, live: torch.Tensor, docs: int) -> None:
+        for root in roots:
+            for b in root.all():
+                s, e = self._slice(active, b.lo * docs, b.hi * docs)
+                keep = torch.nonzero(live[s:e]).flatten()
+                compact_cache(b.cache, keep)
+
+    def _forward(self, segment: Plan, feed: dict, mask, positions, cache, capture: bool):
+        """``segment`` on the model from ``feed`` (token ids or a hidden state) with ``cache``:
+        (final-normed hidden states, the last step's output before the norm if ``capture``, cache)."""
+        captured = {}
+
+        def grab(module, args, out):
+            captured["h"] = out[0] if isinstance(out, tuple) else out
+
+        if self.trace is not None:
+            x = feed.get("input_ids", feed.get("inputs_embeds"))
+            self.trace.append(("layers", segment, x.shape[0], x.shape[1], cache.get_seq_length() + x.shape[1]))
+        with rewired(self.model, segment):
+            handle = last_entry(self.model).register_forward_hook(grab) if capture else None
+            try:
+                extra = {} if positions is None else {"position_ids": positions}
+                out = self.model.base_model(**feed, attention_mask=mask, use_cache=True,
+                                            **{_cache_keyword(self.model): cache}, **extra)
+            finally:
+                if handle is not None:
+                    handle.remove()
+        return out.last_hidden_state, captured.get("h"), cache
