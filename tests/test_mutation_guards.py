@@ -301,7 +301,7 @@ def test_the_slot_view_remaps_layer_index_methods_and_per_layer_lists():
     assert layers[0] is cache.layers[2] and layers[1] is cache.layers[2] and len(layers) == 3
     with pytest.raises(CacheBypassError, match="sliced"):
         layers[0:2]
-    with pytest.raises(CacheBypassError, match="iterated"):
+    with pytest.raises(CacheBypassError, match="^a layer iterated over every layer of the KV cache"):
         list(layers)
     assert view.is_compileable == cache.is_compileable  # anything else is the cache's own
 
@@ -432,3 +432,58 @@ def test_bootstrap_scores_row_zero_is_observed_and_chunks_do_not_change_the_draw
     assert seen[0] is None and all(r is not None for r in seen[1:]) and len(seen) == 1 + -(-300 // 7)
     other = S.bootstrap_scores({"t": sc}, resamples=300, seed=5)["t"]
     assert not np.array_equal(one[1:], other[1:]) and np.array_equal(one[0], other[0])
+
+
+def test_a_multi_level_layer_list_materializes():
+    """OPT's layers sit at model.decoder.layers: the rebuild check walks a dotted path."""
+    model = tiny.make("opt")
+    ids = _ids()
+    with rewired(model, "0,2,2,7"):
+        want = _logits(model, ids)
+    out = rewire.materialize(model, "0,2,2,7")
+    assert len(rewire.original_layers(out)) == 4
+    torch.testing.assert_close(_logits(out, ids), want, rtol=0, atol=1e-6)
+
+
+def test_a_forward_pre_hook_on_a_member_is_foreign():
+    from glue_painters.batched import _foreign_hooks
+
+    layer = tiny.make("llama").model.layers[3]
+    assert not _foreign_hooks([layer])
+    handle = layer.self_attn.register_forward_pre_hook(lambda m, a: None)
+    assert _foreign_hooks([layer])
+    handle.remove()
+    handle = layer.register_forward_hook(lambda m, a, o: None)
+    assert _foreign_hooks([layer])
+    handle.remove()
+
+
+def test_layer_signatures_tell_objects_apart_by_identity_by_default():
+    from glue_painters.batched import layer_signature
+
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    a.table, b.table = object(), object()  # e.g. a per-layer rotary table: same class, other object
+    assert layer_signature(a) != layer_signature(b)
+    assert layer_signature(a, identities=False) == layer_signature(b, identities=False)
+
+
+@torch.no_grad()
+def test_a_two_member_group_runs_batched_and_keeps_its_stack():
+    from glue_painters.rewire import _get_list
+
+    model = tiny.make("llama").double()
+    ids = _ids()
+    plan = "0-2,[3,4],5-7"
+    with rewired(model, plan):
+        want = _logits(model, ids)
+    with rewired(model, plan, parallel="batched"):
+        got = _logits(model, ids)
+        runners = {id(e._buffer.runner): e._buffer.runner for e in _get_list(model)
+                   if getattr(getattr(e, "_buffer", None), "runner", None)}
+        (runner,) = runners.values()
+        (cls,) = {id(c): c for c in runner.classes.values()}.values()
+        assert cls.broken is None and len(cls.positions) == 2
+        stack = cls._stack
+        _logits(model, ids)
+        assert cls._stack is stack  # nothing changed: the stacked copy is reused, not rebuilt
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
