@@ -48,7 +48,18 @@ def _make_plan_trainer():
     from transformers import Trainer
 
     class _PlanTrainer(Trainer):
-        """A Trainer that saves and loads the ordinary model, with the plan taken off (see module doc)."""
+        """A Trainer that saves and loads the ordinary model, with the plan taken off (see module doc).
+
+        Its loss is the model's own mean over the batch. A ``*ForSequenceClassification`` forward
+        takes ``**kwargs``, so Trainer would take it for a loss normalised by
+        ``num_items_in_batch`` (as a causal LM's is) and then neither divide it by the gradient
+        accumulation steps nor stop multiplying it by the process count: with 2 accumulation
+        steps or 2 processes the gradient was twice the mean's and ``train_loss`` read 1.38 where a
+        plain run reads 0.69. ``model_accepts_loss_kwargs = False`` says what the model does."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.model_accepts_loss_kwargs = False
 
         def _plan_off(self, model):
             plan = current_plan(model)
@@ -153,11 +164,27 @@ def training_args(output_dir, hp: FinetuneHParams, seed: int, report_to="none", 
         dataloader_pin_memory=False,
     )
     args.update(hp.trainer)
+    if data_parallel_on_cpu() and "use_cpu" not in hp.trainer:
+        # several processes and no GPU: without use_cpu Trainer makes no process group of its own
+        # and every process trains alone on all rows (transformers warns parallel_mode !=
+        # DISTRIBUTED); with it, Trainer's data parallelism runs over gloo, as it does on GPUs
+        args["use_cpu"] = True
     given = {"save_steps": save_steps, "logging_steps": logging_steps, "run_name": run_name}
     args.update({k: v for k, v in given.items() if v is not None})
     if "save_steps" in hp.trainer or save_steps:
         args["save_strategy"] = hp.trainer.get("save_strategy", "steps")
     return trainer_args.build(**args)
+
+
+def data_parallel_on_cpu() -> bool:
+    """Launched as several processes on a machine without CUDA."""
+    from glue_painters.processes import world_size
+
+    if world_size() <= 1:
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 def curve_metrics(task: Task) -> Callable:
@@ -219,7 +246,8 @@ def finetune(model, plan: Plan | str, task: Task | str, train_ds, eval_sets: dic
         "labels": labels,
         "score": task_score(task, metrics),
         "train_loss": float(out.training_loss),
-        "steps": int(trainer.state.global_step),
+        "steps": int(trainer.state.global_step),  # optimizer steps that ran (each over every process's batch)
+        "processes": int(args.world_size),
         "train_time_s": round(train_s, 3),
         "eval_time_s": round(time.perf_counter() - t1, 3),
         "log_history": trainer.state.log_history,

@@ -55,15 +55,22 @@ class FinetuneHParams:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trainer"}
         return out | ({"trainer": dict(self.trainer)} if self.trainer else {})
 
-    def key_dict(self) -> dict:
+    def key_dict(self, processes: int = 1) -> dict:
         """What goes into a record's key: our settings as records always had them, plus the
         TrainingArguments fields that change a result and are not at their default (see
-        ``glue_eval.trainer_args``), so runs without such fields keep their old keys."""
+        ``glue_eval.trainer_args``), so runs without such fields keep their old keys.
+
+        Two additions appear only where a run differs from what an older key meant: ``processes``
+        when data-parallel over several (the batch per step is that many times
+        ``batch_size``), and ``loss: mean`` with gradient accumulation (runs before summed the
+        accumulated losses: ``finetune.PlanTrainer``), so such records are never reused."""
         from . import trainer_args
 
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trainer"}
         keyed = trainer_args.keyed(self.trainer) if self.trainer else {}
-        return out | ({"trainer": keyed} if keyed else {})
+        if keyed.get("gradient_accumulation_steps", 1) > 1:
+            keyed = keyed | {"loss": "mean"}
+        return out | ({"trainer": keyed} if keyed else {}) | ({"processes": processes} if processes > 1 else {})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from glue_painters.errors import UserError
 from glue_painters.results import DEFAULT_ROOT, ResultsStore, record_key
 from glue_painters.rewire import num_layers
+from glue_painters.upstream import warn_untested
 from glue_painters.sweep import SweepOutcome
 
 from . import tasks as T
@@ -43,6 +44,7 @@ class Sweep:
     fingerprint: str
     pooling: str
     pooling_reason: str
+    processes: int = 1  # a fine-tune is data-parallel over them (part of its key when more than one)
     _parts: dict = field(default_factory=dict)
 
     def subset(self, mode: str, task: str) -> dict:
@@ -58,7 +60,7 @@ class Sweep:
     def parts(self, mode: str, task: str) -> KeyParts:
         """The key fields shared by a mode's runs on a task (the probe's include the resolved pooling)."""
         if (mode, task) not in self._parts:
-            hp = self.cfg.finetune_hp.key_dict() if mode == "finetune" else {**asdict(self.cfg.probe_hp),
+            hp = self.cfg.finetune_hp.key_dict(self.processes) if mode == "finetune" else {**asdict(self.cfg.probe_hp),
                                                                          "pooling": self.pooling}
             self._parts[(mode, task)] = KeyParts(self.fingerprint, hp, self.subset(mode, task),
                                                  task_sources(T.get_task(task), self.data_dir))
@@ -84,10 +86,12 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, wandb_on: bo
     start = time.perf_counter()
     results_dir = Path(results_dir) if results_dir is not None else DEFAULT_ROOT
     rows = {} if dry else read_rows(cfg, data_dir)  # a bad row stops the sweep before anything runs
-    procs = Processes() if dry else Processes.of_launch()
+    procs = Processes() if dry else Processes.of_launch(cpu_group=False)  # the group Trainer trains on
+    if procs.is_main and not dry:
+        warn_untested()  # one line on stderr when an upstream release is outside the tested window
     if not procs.is_main:
         progress, log = False, (lambda message: None)
-    sweep = open_sweep(cfg, results_dir, data_dir)
+    sweep = open_sweep(cfg, results_dir, data_dir, procs.count)
     if procs.is_main and not dry:
         sweep.store.clean_stale()  # temporaries of killed writers; a live writer's are kept
     runs = sweep.runs()
@@ -123,7 +127,7 @@ def read_rows(cfg: SweepConfig, data_dir) -> dict:
             for sp in ("train",) + T.get_task(t).eval_splits}
 
 
-def open_sweep(cfg: SweepConfig, results_dir, data_dir) -> Sweep:
+def open_sweep(cfg: SweepConfig, results_dir, data_dir, processes: int = 1) -> Sweep:
     """The model loaded and identified, and the probe's pooling chosen."""
     import transformers
 
@@ -134,7 +138,7 @@ def open_sweep(cfg: SweepConfig, results_dir, data_dir) -> Sweep:
     encoder, tok = load(cfg.model, "encoder")
     pooling, reason = choose_pooling(encoder, cfg.probe_hp.pooling)
     return Sweep(cfg, ResultsStore(results_dir), data_dir, encoder, tok, num_layers(encoder),
-                 weights_fingerprint(encoder), pooling, reason)
+                 weights_fingerprint(encoder), pooling, reason, processes)
 
 
 def find_records(sweep: Sweep, runs: list[Run], keep_copies: bool) -> list[dict | None]:

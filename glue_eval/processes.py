@@ -1,47 +1,18 @@
 """A GLUE sweep launched as several processes (``accelerate launch``, torchrun): who runs what.
 
-As in the decoder track, the facts come from ``glue_painters.results.process_state`` and the work
-is dealt with ``share_work``: fine-tuning runs use every process at once (Trainer's own data
-parallelism on GPUs; on the CPU, where Trainer runs each process alone, every process trains the
-same run) and only the main process writes their records; a task's probes go to one process
-(they share the task's features), tasks dealt largest first.
-
-One difference: the process index and count are read once, when the sweep starts, and the waits
-meet on torch's process group. Building a ``TrainingArguments`` resets accelerate's shared state
-(on a CPU machine to a one-process view), so after the first fine-tune that state would answer
-"one process, the main one" on every process and its wait would not wait.
+The process state is the library's one type (``glue_painters.processes.Processes``, the decoder
+track's too) and the work is dealt with its ``share_work``: fine-tuning runs use every process at
+once (Trainer's data parallelism, on GPUs and on the CPU alike: ``finetune.training_args`` asks
+for a gloo group on a machine without CUDA) and only the main process writes their records and
+W&B runs; a task's probes go to one process (they share the task's features), tasks dealt
+largest first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from glue_painters.results import process_state, share_work
+from glue_painters.processes import Processes, share_work  # noqa: F401 - Processes: the name this module had
 
 from .runs import RunSpec
-
-
-@dataclass(frozen=True)
-class Processes:
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def of_launch(cls) -> "Processes":
-        """This process among those launched (one process alone makes no process group)."""
-        state = process_state(cpu_group=False)  # Trainer's data parallelism uses this group (NCCL on GPUs)
-        return cls(state.process_index, state.num_processes)
-
-    @property
-    def is_main(self) -> bool:
-        return self.index == 0
-
-    def wait(self) -> None:
-        """All processes meet here."""
-        if self.count > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
 
 
 def _probe_owners(specs: list[RunSpec], procs: int) -> dict[str, int]:
@@ -54,7 +25,9 @@ def _probe_owners(specs: list[RunSpec], procs: int) -> dict[str, int]:
 
 
 def is_main_process() -> bool:
-    """Rank 0 of the process group, or a plain run (asks the group itself, see the module doc)."""
-    import torch.distributed as dist
+    """Rank 0 of the launch, or a plain run. Read from the launcher's environment, so it is right
+    before any process group exists (a one-run fine-tune asks before Trainer makes its group) and
+    after ``TrainingArguments`` has reset accelerate's shared state."""
+    from accelerate.utils import get_int_from_env
 
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return get_int_from_env(["RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"], 0) == 0

@@ -61,7 +61,7 @@ def finetune_run(model_name: str, spec: RunSpec, plan, td: TaskData, hp: Finetun
         raise
     rec = make_record(spec, plan, model_name, td.sizes, res,
                       {"train_loss": res["train_loss"], "steps": res["steps"], "train_time_s": res["train_time_s"],
-                       "time_s": res["train_time_s"] + res["eval_time_s"]})
+                       "time_s": res["train_time_s"] + res["eval_time_s"], "processes": res.get("processes", 1)})
     wb.finish(run, rec)
     return rec
 
@@ -113,7 +113,9 @@ def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_tr
                      output_dir=None, save_steps=None, resume=False, results=None, wandb_on=False,
                      subset_seed=0, wandb_settings=None, save_model: bool = True, limit=None,
                      progress: bool = True) -> dict | None:
-    """One fine-tuning run (``python -m painters.commands.finetune``): ``finetune_run`` on one model;
+    """One fine-tuning run (``python -m painters.commands.finetune``): ``finetune_run`` on one model
+    (data-parallel over the processes of a launch, on GPUs or the CPU; the main process alone
+    writes the record and the W&B run and returns the record, the others return None);
     the fine-tuned model and tokenizer (``saved_model.save_finetuned``) and its record
     (``metrics.json``) in ``output_dir``; the record also in the results store ``results``, else
     ``$PAINTERS_RESULTS`` when set. ``resume``: True (the last checkpoint in ``output_dir``) or a
@@ -122,6 +124,7 @@ def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_tr
     from transformers import set_seed
 
     from glue_painters.outputs import output_folder
+    from glue_painters.processes import world_size
     from glue_painters.rewire import num_layers
 
     from .modeling import load, weights_fingerprint
@@ -141,7 +144,7 @@ def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_tr
                         "rows; give one")
     td = prepare_task(task.name, tok, hp.max_length, data_dir, limit_train, sample, subset_seed, first_eval=limit)
     subset = {"train": limit_train, "eval": sample, "seed": subset_seed} | ({"eval_first": limit} if limit else {})
-    parts = KeyParts(weights_fingerprint(model.base_model), hp.key_dict(), subset, td.sources)
+    parts = KeyParts(weights_fingerprint(model.base_model), hp.key_dict(world_size()), subset, td.sources)
     ckpt = _checkpoint(output_dir, resume)
     wb = WandbRuns(wandb_on and is_main_process(), wandb_settings, Path(results or output_dir))
     rec = finetune_run(spec.model, spec, plan, td, hp, parts, wb, model=model, tokenizer=tok, output_dir=output_dir,
@@ -154,7 +157,7 @@ def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_tr
             ResultsStore(results).put(TRACK, parts.key(spec, plan), rec)
     if wb.where():
         print(wb.where(), file=sys.stderr)
-    return rec
+    return rec if is_main_process() else None  # one record, printed once, whatever the process count
 
 
 def _checkpoint(output_dir, resume) -> str | None:

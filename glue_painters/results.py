@@ -17,7 +17,6 @@ Sweeps run by several processes (``accelerate launch``, torchrun) share their pe
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -26,9 +25,8 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 DEFAULT_ROOT = Path(os.environ.get("PAINTERS_RESULTS", "results"))
 
@@ -176,49 +174,5 @@ def _alive(pid: int) -> bool:
     return True
 
 
-# ---- several processes writing one store (accelerate launch, torchrun) ------------------------
-_WORLD_SIZE_VARS = ["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"]
-
-
-class Alone:
-    """The process state of a plain run: no process group is made, so it behaves as before."""
-
-    process_index, local_process_index, num_processes, is_main_process = 0, 0, 1, True
-
-    def wait_for_everyone(self) -> None:
-        pass
-
-    def main_process_first(self):
-        return contextlib.nullcontext()
-
-
-def process_state(cpu_group: bool = True):
-    """``accelerate.PartialState`` when launched as several processes (``accelerate launch``,
-    torchrun, mpirun), else ``Alone``. The timeout is long because the processes wait for the
-    slowest one's share at the end; if one process fails, the launcher stops the others.
-
-    ``cpu_group``: a gloo (or MPI) group whatever device the model is on. A sweep whose processes
-    only wait for each other wants it: it needs no GPU of its own, so several processes may share
-    one GPU. A sweep that trains with ``Trainer`` passes False, so that the group is the one its
-    data-parallel training uses (NCCL on GPUs)."""
-    from accelerate.utils import get_int_from_env
-
-    if get_int_from_env(_WORLD_SIZE_VARS, 1) <= 1:
-        return Alone()
-    import torch
-    from accelerate import PartialState
-
-    return PartialState(cpu=cpu_group or not torch.cuda.is_available(), timeout=timedelta(days=7))
-
-
-def share_work(costs: Mapping[Any, float], num_processes: int) -> list[list]:
-    """Deal work groups out to processes: largest first, each to the least loaded process (ties:
-    the lower rank). Deterministic from ``costs`` alone, so every process computes the same
-    split without talking to the others; every group lands on exactly one process."""
-    shares: list[list] = [[] for _ in range(num_processes)]
-    loads = [0.0] * num_processes
-    for key in sorted(costs, key=lambda k: (-costs[k], repr(k))):
-        rank = min(range(num_processes), key=lambda r: (loads[r], r))
-        shares[rank].append(key)
-        loads[rank] += costs[key]
-    return shares
+# ---- several processes writing one store: glue_painters.processes (names kept for their callers) ----
+from .processes import Processes, process_state, share_work  # noqa: E402,F401

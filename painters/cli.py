@@ -56,8 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from glue_painters.processes import launch_problem
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    problem = launch_problem()
+    if problem:  # a launch that quietly made one process: say so, then run as that one
+        print(f"painters {args.command}: warning: {problem}", file=sys.stderr)
     try:
         return int(args.func(args) or 0)
     except UserError as e:

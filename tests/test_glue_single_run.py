@@ -99,7 +99,8 @@ def test_training_arguments_reach_trainer_and_the_key_only_when_they_change_a_re
     assert (args.gradient_accumulation_steps, args.lr_scheduler_type.value, args.warmup_steps,
             args.num_train_epochs, args.eval_strategy.value) == (4, "cosine", 0.1, 2.0, "epoch")
     assert hp.key_dict() == {**base.key_dict(), "epochs": 2.0, "warmup_steps": 0.1,
-                             "trainer": {"gradient_accumulation_steps": 4, "lr_scheduler_type": "cosine"}}
+                             "trainer": {"gradient_accumulation_steps": 4, "lr_scheduler_type": "cosine",
+                                         "loss": "mean"}}  # accumulated losses averaged since issue 24: a new key
     same = parse(ft.build_parser().parse_args(["--task", "rte", "--output-dir", "x", "--gradient_accumulation_steps",
                                                "1", "--logging_steps", "3", "--eval_strategy", "steps",
                                                "--do_train", "--num-train-epochs", "3"]))[0]

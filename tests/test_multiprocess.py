@@ -164,8 +164,16 @@ def test_glue_sweep_on_2_processes_writes_each_record_and_wandb_run_once(tmp_pat
     done = _launch(TORCHRUN + ["2"], args(tmp_path / "two"))
     assert done.returncode == 0, done.stderr[-3000:]
     two = records(tmp_path / "two")
-    assert set(two) == set(one)
-    assert {k: (r["metrics"], r["score"]) for k, r in two.items()} == {k: (r["metrics"], r["score"]) for k, r in one.items()}
+    # probes are dealt out whole: the same records; a fine-tune is data-parallel over both processes
+    # (a batch on each per step), a run of its own, keyed with its process count
+    probes = {k: (r["metrics"], r["score"]) for k, r in one.items() if r["mode"] == "probe"}
+    assert {k: (r["metrics"], r["score"]) for k, r in two.items() if r["mode"] == "probe"} == probes
+    tuned = {(r["label"], r["task"]): r for r in one.values() if r["mode"] == "finetune"}
+    tuned2 = {(r["label"], r["task"]): r for r in two.values() if r["mode"] == "finetune"}
+    assert set(tuned2) == set(tuned) and len(two) == len(one)
+    for k, r in tuned2.items():
+        assert r["key"]["hparams"]["processes"] == 2 and r["processes"] == 2
+        assert r["steps"] * 2 == tuned[k]["steps"] and abs(r["train_loss"] - tuned[k]["train_loss"]) < 0.05
     assert done.stdout.count("— probe (task score") == 1, "the main process alone prints the table"
     assert len(list((tmp_path / "two" / "wandb").rglob("offline-run-*/run-*.wandb"))) == len(one), "one W&B run per record"
     assert not [p for p in (tmp_path / "two").rglob("*") if p.name.endswith(".tmp")]

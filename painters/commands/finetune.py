@@ -91,7 +91,12 @@ def _hparams(args) -> tuple[FinetuneHParams, bool, str | None]:
 
 
 def main(argv=None) -> int:
+    from glue_painters.processes import launch_problem
+
     args = build_parser().parse_args(argv)
+    problem = launch_problem()
+    if problem:
+        print(f"painters.commands.finetune: warning: {problem}", file=sys.stderr)
     try:
         hp, wandb_on, resume_from = _hparams(args)
         spec = RunSpec.of(args.model, args.plan, args.task, "finetune", args.seed)

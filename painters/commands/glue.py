@@ -22,9 +22,10 @@ def add_subparsers(sub) -> None:
                           description="Run a sweep (configs/glue/*.yaml). Finished runs are skipped, so an "
                                       "interrupted sweep resumes. With --wandb (or a wandb: section in the config) "
                                       "each record is a W&B run, offline unless WANDB_MODE is set. "
-                                      "Several processes: accelerate launch --num_processes N -m painters.cli "
-                                      "glue run CONFIG (or torchrun): fine-tuning runs use all processes at once "
-                                      "(Trainer's data parallelism), the tasks' probes are dealt out among them; "
+                                      "Several processes: accelerate launch --multi_gpu --num_processes N -m "
+                                      "painters.cli glue run CONFIG (or torchrun): a fine-tune is data-parallel over "
+                                      "all processes (Trainer's; a gloo group on the CPU), the tasks' probes are "
+                                      "dealt out among them; "
                                       "each record and W&B run is written once, the main process prints the table.")
     run.add_argument("config", metavar="CONFIG", nargs="?",
                      help="sweep YAML (e.g. configs/glue/minilm_quick.yaml); optional with --model and the grid flags")
