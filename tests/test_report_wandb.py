@@ -127,3 +127,16 @@ def test_the_old_summary_only_flag_says_what_replaced_it(store, tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--wandb now logs only the report run" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_healed_table_gets_no_panels_of_unhealed_runs():
+    from types import SimpleNamespace
+
+    from painters.report.wandb_report import _section
+
+    g = SimpleNamespace(track="decoder", model="smollm2", mode=None, tasks=["arc_easy"], primary={"arc_easy": "acc"},
+                        recipe={"dtype": "float32", "heal": {"steps": 10}}, title="smollm2 — decoder, float32, LoRA-healed",
+                        identity="")
+    section = _section(g)
+    assert section["grids"] == [] and "no panels" in section["note"]
+    assert _section(SimpleNamespace(**dict(vars(g), recipe={"dtype": "float32"})))["grids"]

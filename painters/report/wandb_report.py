@@ -56,8 +56,9 @@ def _section(g) -> dict:
                                                           f"summary:{metric[t]}"],
                           "title": f"{t}: variant, N, k, seed -> {metric[t]}"},
                          {"type": "comparer", "title": "compare runs"}]} for t in g.tasks]
-    note = (" Healed scores have no sweep run of their own (the heal's run has job type heal)."
-            if g.recipe.get("heal") else "")
+    note = ""
+    if g.recipe.get("heal"):  # healed scores have no per-record run: panels would show the unhealed ones
+        grids, note = [], " Healed scores have no run per record (the heal's own run has job type heal): no panels."
     return {"title": g.title, "filters": _filters(g), "groupby": ["variant"], "grids": grids,
             "note": f"Weights: {g.identity or g.model}. Runs: the sweeps' own, one per record.{note}"}
 
