@@ -3,7 +3,8 @@
 Each check compares the rewired model with an independent computation, never with itself:
 a hand-built shallower model (deep-copied layers, renumbered), the layers called by hand, and an
 uncached forward for every step of cached decoding (logits, not only greedy tokens, which hid
-several wrong results before).
+several wrong results before). Every comparison runs in float64 (``tiny.EXACT``), where rounding
+cannot decide the verdict whatever the thread count.
 """
 
 import copy
@@ -15,7 +16,8 @@ from transformers import AutoModel, AutoModelForCausalLM
 from glue_painters import variants
 from glue_painters.plans import Plan
 from glue_painters.rewire import RewireError, current_plan, export_plan, original_layers, rewired
-from tiny import ALL, DECODERS, LAYERS, cached_and_uncached, make
+from tiny import (ALL, DECODERS, EXACT, EXACT_ATOL, LAYERS, THREAD_COUNTS, assert_same_computation, cached_and_uncached,
+                  in_exact, make, num_threads)
 
 T = LAYERS
 SEQUENTIAL = {
@@ -84,13 +86,13 @@ def _hand_built(model, plan: Plan):
 @pytest.mark.parametrize("arch", sorted(ALL))
 @pytest.mark.parametrize("name", sorted(SEQUENTIAL))
 def test_sequential_plan_equals_a_hand_built_model(arch, name):
-    model = make(arch)
+    model = make(arch, dtype=EXACT)
     ids, mask = _inputs()
     plan = SEQUENTIAL[name]
     expected = _out(_hand_built(model, plan), ids, mask)
     with rewired(model, plan):
         got = _out(model, ids, mask)
-    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    assert_same_computation(got, expected)
 
 
 @pytest.mark.parametrize("arch", sorted(DECODERS))
@@ -98,26 +100,56 @@ def test_sequential_plan_equals_a_hand_built_model(arch, name):
 def test_cached_decoding_step_by_step_equals_one_uncached_forward(arch, name):
     """Prefill 4 tokens, then decode 6 one at a time with the KV cache: every step's logits equal
     the logits of one uncached forward over the whole sequence at that position."""
-    model = make(arch)
+    model = make(arch, dtype=EXACT)
     ids, _ = _inputs(batch=1, length=10)
     name, _, mode = name.partition("/")
     with rewired(model, CACHED[name], parallel=mode or "loop"):
         cached, uncached = cached_and_uncached(model, ids, prefill=4)
-    torch.testing.assert_close(cached, uncached, rtol=0, atol=1e-5)
+    assert_same_computation(cached, uncached)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gptj", "deepseek_v3"])
+def test_the_cached_decoding_verdict_holds_at_one_and_two_threads(arch):
+    """The comparison above at 1, then 2 intra-op threads, in one process (GPT-J and DeepSeek-V3
+    keep float32 steps inside the float64 model: attention scores, the MoE router)."""
+    model = make(arch, dtype=EXACT)
+    ids, _ = _inputs(batch=1, length=10)
+    for threads in THREAD_COUNTS:
+        for name, mode in [("middle_repeat", "loop"), ("looped_parallel", "batched"), ("parallel_mixed", "loop")]:
+            with num_threads(threads), rewired(model, CACHED[name], parallel=mode):
+                cached, uncached = cached_and_uncached(model, ids, prefill=4)
+            assert_same_computation(cached, uncached)
+
+
+def test_the_comparison_catches_cache_slots_shared_by_two_entries(monkeypatch):
+    """Not a test that cannot fail: with the guard switched off, a layer writing its original
+    index's KV slot (what transformers 5.24's renamed cache keyword did: repeats of one layer then
+    share a slot) moves the cached logits by far more than the tolerance."""
+    from glue_painters import slot_cache
+
+    model = make("llama", attn=None, dtype=EXACT)  # sdpa, as SmolLM2 ran: no shape error, wrong numbers
+    ids, _ = _inputs(batch=1, length=10)
+    monkeypatch.setattr(slot_cache.SlotCache, "update",
+                        lambda self, k, v, layer_idx=None, *a, **kw: self._cache.update(k, v, layer_idx, *a, **kw))
+    monkeypatch.setattr(slot_cache.SlotGuard, "check", lambda self, what: None)
+    with rewired(model, CACHED["middle_repeat"]):
+        cached, uncached = cached_and_uncached(model, ids, prefill=4)
+    assert (cached - uncached).abs().max() > 1e3 * EXACT_ATOL
 
 
 @pytest.mark.parametrize("arch", sorted(ALL))
 def test_export_reloads_with_equal_outputs(arch, tmp_path):
-    model = make(arch)
+    model = make(arch, dtype=EXACT)
     ids, mask = _inputs()
     plan = Plan.parse("0,1,4,3,5x2,7")  # keeps positions 0-1 (DeepSeek-V3's dense layers here)
     with rewired(model, plan):
         expected = _out(model, ids, mask)
     export_plan(model, plan, tmp_path)
     loader = AutoModelForCausalLM if arch in DECODERS else AutoModel
-    reloaded = loader.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    reloaded = in_exact(loader.from_pretrained(tmp_path, attn_implementation=model.config._attn_implementation,
+                                               dtype=EXACT).eval())
     assert reloaded.config.num_hidden_layers == plan.executions
-    torch.testing.assert_close(_out(reloaded, ids, mask), expected, rtol=0, atol=1e-6)
+    assert_same_computation(_out(reloaded, ids, mask), expected)
     assert current_plan(model) is None  # exporting leaves the source model alone
 
 

@@ -9,6 +9,8 @@ model would be.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
@@ -75,13 +77,70 @@ ENCODERS = {name: (lambda attn="eager", name=name: _build(name, attn)) for name 
 ALL = {**DECODERS, **ENCODERS}
 
 
-def make(name: str, seed: int = 0, attn: str | None = "eager"):
+def make(name: str, seed: int = 0, attn: str | None = "eager", dtype: torch.dtype = torch.float32):
     """A tiny random model; ``attn=None`` takes transformers' default attention (sdpa where the
-    architecture has it), "eager" the reference implementation."""
+    architecture has it), "eager" the reference implementation. ``dtype=EXACT`` builds it in
+    float64 (weights and the constants made at init, e.g. Gemma's embedding scale), for comparing
+    two computations that should be equal (see ``EXACT``)."""
+    if dtype == EXACT and name == "modernbert" and attn == "eager":
+        # its eager attention takes a float32 softmax of float64 scores, whose masked entries
+        # (float64's minimum) become -inf: a fully masked row is NaN and spreads; sdpa has no such step
+        attn = "sdpa"
     torch.manual_seed(seed)
-    model = ALL[name](attn)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64 if dtype == EXACT else torch.float32)  # constants made at init too
+    try:
+        model = ALL[name](attn)
+    finally:
+        torch.set_default_dtype(before)
     model.eval()
-    return model
+    return in_exact(model) if dtype == EXACT else model.to(dtype)
+
+
+# ---- comparing two computations that should be equal ---------------------------------------------
+# Cached vs uncached decoding, rewired vs hand-built, batched vs loop: the same arithmetic grouped
+# differently, so in float32 they differ by rounding, and by how much depends on how many threads
+# split each reduction (SmolLM2 under middle_repeat:n=7: 6.5e-5 to 1.5e-4 in float32 by machine and
+# thread count, against the 1e-4 its test used to allow). Such checks run in float64 instead. There
+# the same computations differ by ~1e-16 on most tiny models, by up to 4e-8 where the model keeps a
+# float32 step inside (DeepSeek-V3's router, GPT-J's attention scores), while a wrong result (two
+# entries sharing a KV-cache slot, as transformers 5.24's renamed keyword made happen) moves the
+# tiny models' logits (about 0.4 in size) by 0.06 to 0.2. EXACT_ATOL sits more than two orders of
+# magnitude from both, so rounding cannot decide the verdict; test_battery.py and
+# test_real_models.py run 1 and 2 threads in one process to show it.
+EXACT = torch.float64
+EXACT_ATOL = 1e-5  # absolute, on float64 logits or hidden states of the tiny models
+THREAD_COUNTS = (1, 2)
+
+
+def in_exact(model):
+    """``model`` in float64 (in place). Mixture-of-experts layers leave the grouped-matmul kernel,
+    which takes no float64, for transformers' batched-matmul experts (eager where that is missing)."""
+    if getattr(model.config, "_experts_implementation", None) not in (None, "eager", "batched_mm") \
+            and hasattr(model, "set_experts_implementation"):
+        try:
+            model.set_experts_implementation("batched_mm")
+        except (ValueError, KeyError):
+            model.set_experts_implementation("eager")
+    return model.to(EXACT)
+
+
+def assert_same_computation(got: torch.Tensor, want: torch.Tensor, atol: float = EXACT_ATOL) -> None:
+    """``got`` equals ``want`` up to float64 rounding (both must be float64: a float32 comparison's
+    verdict could depend on the thread count)."""
+    assert got.dtype == want.dtype == EXACT, (got.dtype, want.dtype)
+    torch.testing.assert_close(got, want, rtol=0, atol=atol)
+
+
+@contextmanager
+def num_threads(n: int):
+    """torch's intra-op thread count set to ``n`` inside, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @torch.no_grad()
