@@ -87,3 +87,63 @@ def spearman(w, x, y) -> np.ndarray:
 
 METRICS = {"accuracy": accuracy, "f1": f1, "matthews_correlation": matthews, "pearson": pearson,
            "spearmanr": spearman}
+
+
+def _pearson_fixed(w, x, y) -> np.ndarray:
+    """Weighted Pearson of fixed columns ``x`` (rows, series) against fixed ``y`` (rows,): every
+    moment is one matrix product (both centred on their plain means first, so the one-pass
+    variance loses no precision). (resamples, series)."""
+    x = x - x.mean(axis=0)
+    y = y - y.mean()
+    s = w.sum(axis=1)[:, None]
+    mx, my = (w @ x) / s, (w @ y)[:, None] / s
+    vx = (w @ (x * x)) / s - mx ** 2
+    vy = (w @ (y * y))[:, None] / s - my ** 2
+    cov = (w @ (x * y[:, None])) / s - mx * my
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = cov / np.sqrt(vx * vy)
+    return np.where((vx > 1e-12 * np.maximum(np.abs(x).max(axis=0), 1.0) ** 2) & (vy > 1e-12), r, np.nan)
+
+
+def many(metric: str, w, preds: list, label) -> np.ndarray:
+    """``METRICS[metric]`` of several prediction series against one label column at once:
+    (resamples, series). Why: a report scores every plan and seed on the same resampled rows; the
+    counts of all of them are one matrix product, and a rank correlation ranks the labels once."""
+    label = np.asarray(label)
+    P = np.stack([np.asarray(p) for p in preds], axis=1)  # (rows, series)
+    s = w.sum(axis=1)[:, None]
+    if metric == "accuracy":
+        return (w @ (P == label[:, None]).astype(float)) / s
+    if metric == "f1":
+        p, y = P == 1, (label == 1)[:, None]
+        tp, fp, fn = (w @ (p & y).astype(float)), (w @ (p & ~y).astype(float)), (w @ (~p & y).astype(float))
+        den = 2 * tp + fp + fn
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 0.0)
+    if metric == "matthews_correlation":
+        classes = np.union1d(P, label)
+        c = w @ (P == label[:, None]).astype(float)
+        t = np.stack([w @ (label == k).astype(float) for k in classes], axis=1)  # (resamples, classes)
+        pk = np.stack([w @ (P == k).astype(float) for k in classes], axis=2)  # (resamples, series, classes)
+        cov = c * s - (pk * t[:, None, :]).sum(axis=2)
+        den = (s ** 2 - (pk * pk).sum(axis=2)) * (s ** 2 - (t * t).sum(axis=1)[:, None])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, cov / np.sqrt(np.where(den > 0, den, 1)), 0.0)
+    if metric == "pearson":
+        return _pearson_fixed(w, P.astype(float), label.astype(float))
+    if metric == "spearmanr":
+        # weighted average ranks of s drawn rows always average (s + 1)/2, so after centring on it
+        # the correlation needs only Σ w rx ry, Σ w rx² and Σ w ry² (the labels' ranked once)
+        mid = (s + 1) / 2
+        ry = weighted_ranks(w, label) - mid
+        wy = w * ry
+        vy = np.einsum("ij,ij->i", wy, ry)[:, None]
+        out = np.empty((w.shape[0], P.shape[1]))
+        for j in range(P.shape[1]):
+            rx = weighted_ranks(w, P[:, j]) - mid
+            vx = np.einsum("ij,ij->i", w * rx, rx)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[:, j] = np.einsum("ij,ij->i", wy, rx) / np.sqrt(vx * vy[:, 0])
+            out[:, j] = np.where((vx > 1e-9 * s[:, 0] ** 3) & (vy[:, 0] > 1e-9 * s[:, 0] ** 3), out[:, j], np.nan)
+        return out
+    raise KeyError(metric)

@@ -145,7 +145,8 @@ def test_findings_on_the_designed_stores(built):
     assert rows[("iii", glue)] == CONTRADICTED and rows[("v", glue)] == CONTRADICTED
     assert rows[("vi-b", glue)] == NO_DATA  # only k=3 and parallel on two usable rows
     # claim (i) has its interval over the similarity text's documents, and is one of the family
-    assert re.search(r"\| \(i\) .*? \| tinyllama \| \*\*supported\*\* \| \+0\.60 \[\+0\.5\d, \+0\.6\d\] \| 12 \|", md)
+    assert re.search(r"\| \(i\) .*? \| tinyllama \| \*\*supported\*\* \| \+0\.60 \[\+0\.5\d, \+0\.6\d\] \| "
+                     r"±0\.05 \(cosine\) \| 12 \|", md)
     assert "Bonferroni-adjusted over the 13 claims" in md
     assert "not judged: gsm8k: full 0.010 vs chance 0.000" in md
 

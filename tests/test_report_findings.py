@@ -126,21 +126,31 @@ def test_middle_repeat_rule():
     lowest[("middle_repeat", 4, None)] = 0.99
     f = repeat_finding(group(lowest))
     assert f.pattern == HOLDS and f.numbers["n"] == [0, 1, 2, 3]
+    # the effect: the smallest over the other variants of their mean margin over middle_repeat
+    assert f.point == pytest.approx(0.3) and f.numbers["mean_margin"] == pytest.approx({"skip": 0.3, "reverse": 0.4})
+    # lowest at only 2 of 4 N, but far lowest at those: the mean margin over skip, +0.125, is the claim's
     half = dict(lowest) | {("middle_repeat", 0, None): 0.55, ("middle_repeat", 1, None): 0.55}
-    assert repeat_finding(group(half)).pattern == FAILS  # lowest at 2/4 < 3/4
+    f = repeat_finding(group(half))
+    assert f.pattern == HOLDS and f.point == pytest.approx(0.125) and "lowest at 2/4 N" in f.evidence
+    # as far above skip at two N as below it at the others: a mean margin of 0 does not reach δ
+    even = dict(lowest) | {("middle_repeat", n, None): 0.5 + (0.05 if n < 2 else -0.05) for n in range(4)}
+    assert repeat_finding(group(even)).pattern == FAILS
     assert repeat_finding(group(base)).status == NO_DATA
     only_one_other = {("skip", n, None): 0.5 for n in range(4)} | {("middle_repeat", n, None): 0.1 for n in range(4)}
     assert repeat_finding(group(only_one_other)).status == NO_DATA
 
 
 # ---- (iv), (v), (vi-a) ---------------------------------------------------------------------------------------
-def test_random_rule_majority_threshold():
+def test_random_rule_is_the_smaller_mean_margin_against_delta():
+    """The pattern is the claim's effect, min(mean(random − reverse), mean(random − skip)) over N,
+    reaching δ (0.05); wins at each N are evidence only."""
     vals = {("reverse", n, None): 0.4 for n in range(4)} | {("skip", n, None): 0.3 for n in range(4)}
     three = vals | {("random", n, None): 0.5 for n in range(4)} | {("random", 3, None): 0.35}
     f = random_finding(group(three))
-    assert f.pattern == HOLDS and len(f.numbers["wins"]) == 3  # 3/4 is a majority
-    two = three | {("random", 2, None): 0.35}
-    assert random_finding(group(two)).pattern == FAILS
+    assert f.pattern == HOLDS and len(f.numbers["wins"]) == 3 and f.point == pytest.approx(0.0625)
+    two = three | {("random", 2, None): 0.35}  # vs reverse: +0.1, +0.1, −0.05, −0.05: mean 0.025 < δ
+    f = random_finding(group(two))
+    assert f.pattern == FAILS and f.point == pytest.approx(0.025)
     no_reverse = {k: v for k, v in three.items() if k[0] != "reverse"}
     assert random_finding(group(no_reverse)).status == NO_DATA
 

@@ -14,7 +14,8 @@ from painters.cli import main
 from glue_painters.per_item import NO_SCORES
 from painters.report.data import load_groups
 from painters.report.findings import all_findings, group_findings, parallel_finding
-from painters.report.verdict import CONTRADICTED, INCONCLUSIVE, SUPPORTED, adjusted_level, columns
+from painters.report.verdict import (CONTRADICTED, INCONCLUSIVE, NEGLIGIBLE, SUPPORTED, adjusted_level, columns,
+                                    decide)
 from painters.report.paired import resampled
 
 TASKS = ("lambada_openai", "arc_easy", "hellaswag")
@@ -44,12 +45,32 @@ def test_a_clear_effect_is_decided_in_its_direction(tmp_path, delta, want):
     assert f.units == DOCS * len(TASKS) and f.docs_needed is None and f.seeds == "1"
 
 
+def test_a_tiny_effect_measured_precisely_is_negligible_not_supported(tmp_path):
+    """+0.01 on documents that agree closely: the interval excludes zero (the old rule called it
+    supported) but lies inside ±δ, so it is negligible; with a δ of 0.005 it would be supported."""
+    g, f = _finding(tmp_path, quality=_parallel_minus_skip(0.01), noise=0.005)
+    assert f.interval.low > 0 and f.interval.high < f.sesoi == 0.05
+    assert f.status == NEGLIGIBLE and f.pattern == "does not hold" and f.docs_needed is None
+    assert "±0.05 (normalized)" in columns(f)
+    assert decide(f, sesoi={"normalized": 0.005}).status == SUPPORTED
+    assert decide(f, sesoi={"v": 0.005}).status == SUPPORTED and f.sesoi == 0.005  # a claim's own δ
+
+
+def test_above_zero_but_short_of_delta_is_inconclusive(tmp_path):
+    """An interval above zero whose estimate does not reach δ and that is not inside ±δ: whether
+    the effect matters is open."""
+    g, f = _finding(tmp_path, quality=_parallel_minus_skip(0.04), noise=0.12)
+    assert 0 < f.interval.low and f.interval.estimate < f.sesoi < f.interval.high, f.interval
+    assert f.status == INCONCLUSIVE and f.docs_needed is not None
+
+
 def test_no_effect_is_inconclusive_with_the_documents_needed(tmp_path):
     g, f = _finding(tmp_path, quality=_parallel_minus_skip(0.004), noise=0.5)
     assert f.status == INCONCLUSIVE and f.interval.low < 0 < f.interval.high
     assert f.docs_needed > 3 * f.units
-    # the rule: with the observed effect and spread, that many documents give an interval clear of 0
-    assert f.docs_needed == stats.docs_needed(f.interval)
+    # the rule: with the observed effect (below δ) and spread, that many documents give an interval
+    # inside ±δ (negligible)
+    assert abs(f.interval.estimate) < f.sesoi and f.docs_needed == stats.docs_needed(f.interval, sesoi=f.sesoi)
     # and whether the whole benchmarks could: the designed store's records say no limit cut them
     assert f.available == f.units and f.outlook.status == stats.UNDECIDABLE
     assert "the full set" in " ".join(columns(f))
@@ -96,8 +117,11 @@ def test_bonferroni_over_the_claims_of_the_report(tmp_path):
     assert len(judged) >= 10
     assert adjusted_level(findings) == pytest.approx(1 - 0.05 / len(judged))
     assert all(f.interval.level == adjusted_level(findings) for f in judged)
-    for f in judged:  # no verdict rests on an interval that includes zero
-        assert (f.status == INCONCLUSIVE) == (f.interval.low <= 0 <= f.interval.high), f
+    for f in judged:  # the rule, on the interval and the estimate against δ
+        iv, d = f.interval, f.sesoi
+        want = (NEGLIGIBLE if -d < iv.low and iv.high < d else SUPPORTED if iv.low > 0 and iv.estimate >= d - 1e-6
+                else CONTRADICTED if iv.high < 0 and iv.estimate <= -d + 1e-6 else INCONCLUSIVE)
+        assert f.status == want, f
 
 
 def test_glue_effects_are_recomputed_from_row_predictions(tmp_path):

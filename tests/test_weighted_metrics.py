@@ -67,3 +67,21 @@ def test_bootstrap_scores_row_zero_is_observed_and_strata_are_resampled_apart():
     assert out["t"].shape == (51, 2) and list(out["t"][0]) == [3, 5]
     assert (out["t"][:, 0] == 3).all() and (out["t"][:, 1] == 5).all()  # each split keeps its size
     assert len(seen) > 2  # chunked under the budget
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "f1", "matthews_correlation", "pearson", "spearmanr"])
+def test_many_series_at_once_equal_each_series_alone(metric):
+    """``many`` scores every plan's predictions on the same resampled rows in one pass; each column
+    equals ``METRICS[metric]`` of that series (constant predictions included: NaN / 0 alike)."""
+    rng = np.random.default_rng(3)
+    n = 80
+    if metric in ("pearson", "spearmanr"):
+        label = rng.integers(0, 6, n).astype(float)
+        preds = [label + rng.normal(0, s, n) for s in (0.5, 2.0)] + [np.full(n, 2.5)]
+    else:
+        label = rng.integers(0, 2 if metric == "f1" else 3, n)
+        preds = [np.where(rng.random(n) < q, label, rng.integers(0, 3, n)) for q in (0.9, 0.4)] + [np.zeros(n, int)]
+    w = S.resample_weights(rng, (n,), 50)
+    got = W.many(metric, w, preds, label)
+    for j, p in enumerate(preds):
+        np.testing.assert_allclose(got[:, j], W.METRICS[metric](w, p, label), rtol=1e-9, atol=1e-12, equal_nan=True)

@@ -41,9 +41,10 @@ class ReportOutput:
 def build_report(results, out, *, track: str = "all", models: list[str] | None = None,
                  tasks: list[str] | None = None, similarity_dir=None, command: str = "painters report",
                  wandb: bool = False, wandb_dir=None, wandb_project: str | None = None,
-                 latency: list | None = None) -> ReportOutput:
+                 latency: list | None = None, sesoi: dict | None = None) -> ReportOutput:
     """``latency``: benchmarks/latency.py JSON files for the accuracy-vs-latency plots (default:
-    every ``latency_*.json`` in ``out``)."""
+    every ``latency_*.json`` in ``out``). ``sesoi``: smallest effects of interest by scale or claim
+    (``verdict.parse_sesoi``; None: ``verdict.SESOI``)."""
     results, out = Path(results), Path(out)
     groups = load_groups(results, track, models, tasks)
     sims = load_similarities(Path(similarity_dir) if similarity_dir else out, models)
@@ -71,7 +72,7 @@ def build_report(results, out, *, track: str = "all", models: list[str] | None =
     figures_frontier, missing_frontier = _frontiers(groups, out, latency)
     figures += figures_frontier
     missing += missing_frontier
-    findings = all_findings(groups, sims)
+    findings = all_findings(groups, sims, sesoi)
     n_records = sum(len(g.records) for g in groups)
     sources = {"summary": f"{n_records} records in {results} ({', '.join(g.title for g in groups) or 'no records'})"
                           f" and {len(sims)} similarity report(s)"}

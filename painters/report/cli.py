@@ -22,6 +22,7 @@ def _names(values) -> list[str] | None:
 def _report(args) -> int:
     from glue_painters.results import DEFAULT_ROOT
     from painters.report import build_report
+    from painters.report.verdict import collapsed, parse_sesoi
 
     if args.wandb_publish:
         return _publish(args.wandb_publish)
@@ -46,14 +47,17 @@ def _report(args) -> int:
         else "painters report"
     out = build_report(results, args.out, track=args.track, models=_names(args.model), tasks=tasks,
                        similarity_dir=args.similarity, command=command, wandb=args.wandb,
-                       wandb_dir=args.wandb_dir, wandb_project=args.wandb_project, latency=args.latency)
+                       wandb_dir=args.wandb_dir, wandb_project=args.wandb_project, latency=args.latency,
+                       sesoi=parse_sesoi(args.sesoi))
     print(f"report: {out.html_path} and {out.markdown_path}; {len(out.figures)} figures, {len(out.groups)} tables")
     if out.missing:  # one line: the reasons (often dozens with a real store) are in the report itself
         print(f"  {len(out.missing)} figure(s) not drawn: the reasons are listed under 'not drawn' in "
               f"{out.markdown_path} and {out.html_path}")
-    width = max((len(f.claim) for f in out.findings), default=0)
-    for f in out.findings:
-        effect = "" if f.interval is None else f"effect {f.interval.text(2)} over {f.units:,} {f.unit_name}" + (
+    rows = collapsed(out.findings)  # one line per table for the claims it cannot decide
+    width = max((len(f.claim) for f in rows), default=0)
+    for f in rows:
+        effect = "" if f.interval is None else (
+            f"effect {f.interval.text(2)} (δ {f.sesoi:g}) over {f.units:,} {f.unit_name}") + (
             f", ~{f.docs_needed:,} needed" if f.docs_needed else "") + (
             f" (~{f.cpu_hours_to_decide:,.1f} CPU-h more)" if f.cpu_hours_to_decide is not None else "") + (
             f" ({f.outlook.status})" if f.outlook else "") + "; "
@@ -115,6 +119,10 @@ def add_subparsers(sub) -> None:
     p.add_argument("--tasks", action="append", metavar="TASK", help="only these benchmarks / GLUE tasks")
     p.add_argument("--similarity", metavar="DIR",
                    help="folder of similarity_*.json (default: the output folder)")
+    p.add_argument("--sesoi", action="append", metavar="KEY=VALUE",
+                   help="smallest effect of interest of a scale (normalized, cosine, correlation) or a claim (i, ii, "
+                        "..., vii); repeatable or comma separated (default: normalized=0.05, cosine=0.05, "
+                        "correlation=0.5; the report's method line says why)")
     p.add_argument("--latency", action="append", metavar="FILE",
                    help="a benchmarks/latency.py JSON for the accuracy-vs-latency plot (repeatable; default: "
                         "every latency_*.json in the output folder)")

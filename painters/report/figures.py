@@ -77,7 +77,8 @@ def _png(fig) -> bytes:
     note = getattr(fig, "_painters_note", False)
     fig.tight_layout(rect=(0, 0.06 if note else 0, 1, 1))
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    # no "Software" text chunk (it names the matplotlib version): the same store, the same bytes
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     _plt().close(fig)
     return buf.getvalue()
 

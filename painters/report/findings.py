@@ -3,62 +3,63 @@
 Why intervals rather than counts of wins: every plan is scored on the same documents, so a
 difference of a few documents between two plans is noise unless the documents say otherwise. Each
 claim (ii)–(vii) is turned into one number, its *effect* (positive = the claim's direction), and
-that number is recomputed on bootstrap resamples of the documents (GLUE: evaluation rows, and
-training seeds where several ran; ``paired.py``). The **verdict rule**: a claim is **supported**
-when the effect's 95% interval, Bonferroni-adjusted over the claims of the report that have one,
-lies above zero; **contradicted** when it lies below zero; otherwise **inconclusive**, with the
-documents that would decide it if the observed effect were the true one (``stats.docs_needed``,
-80% power) and whether the full benchmarks could (``stats.outlook``: decidable, undecidable even at
-the far end of the interval, or open). A claim whose records carry no per-document scores is inconclusive and says so; one
-with no records to compare is ``not enough data``. Claim (i) is a property of one similarity
-matrix, not a comparison of plans; its effect is resampled over the documents of the similarity
-text (each report keeps every document's sums, ``similarity.py``) and decided by the same rule.
+that number is recomputed on bootstrap resamples of the documents and seeds (GLUE: evaluation
+rows and training seeds; ``paired.py``). The **verdict rule** (``verdict.RULE``, one function for
+every claim, ``stats.verdict``): with the claim's smallest effect of interest δ
+(``verdict.SESOI``), **supported** when the interval, Bonferroni-adjusted over the claims of the
+report that have one, lies above zero and the estimate reaches δ; **negligible** when it lies
+inside ±δ; **contradicted** when it lies below zero and the estimate reaches −δ; otherwise
+**inconclusive**, with the documents that would decide it if the observed effect were the true one
+(``stats.docs_needed``, 80% power) and whether the full benchmarks could (``stats.outlook``). A
+claim whose records carry no per-document scores is inconclusive and says so; one with no
+records to compare is ``not enough data``. Claim (i) is a property of one similarity matrix, not a
+comparison of plans; its effect is resampled over the documents of the similarity text (each
+report keeps every document's sums, ``similarity.py``) and decided by the same rule.
 
-Each finding also states the *pattern* the point estimates show under the rules below (the rule
-of the paper's figures: a majority of N, ...), ``holds`` or ``does not hold``; the pattern
-describes, the interval decides.
+**The verdict is on the quantity the claim names, and so is the pattern.** Each effect below is
+computed twice: from the tables' numbers (``Cell.relative``, the mean over seeds of the per-seed
+normalized median) for the *pattern* column (``holds`` when it reaches δ), and on the resamples
+for the interval (``paired.Resampled.rel``, the same definition). Counts such as "higher at 5/7 N"
+are evidence only; they decide nothing.
 
-All comparisons use ``Cell.relative``: the median over the unflagged benchmarks of
-(score − chance) / (full − chance), the seeds' mean for random order (for the decoder this is
-exactly the decoder track's normalized median; for GLUE the same normalization of the task
-scores, see ``data.py``). Benchmarks where the full model is at chance are never used.
+**Minima.** A claim that something beats *every* rival (every N, both thresholds, ...) has as its
+effect the smallest of its components, each a smooth statistic of the cells; its interval comes
+from the components (``stats.effect_interval``: valid where components nearly tie, as a
+percentile interval of a resampled minimum is not).
 
-A "majority of N" below means at least ``MAJORITY`` (3/4) of the N values where every variant
-compared has a score. N values whose middle is a single layer are left out of the pairwise
-comparisons (there reverse, random, middle_repeat, parallel and looped parallel run the same
-plan as the full model, so no ordering between them can be observed).
+All comparisons use the normalized score (score − chance) / (full − chance) over the unflagged
+benchmarks. Benchmarks where the full model is at chance are never used. N values whose middle is
+a single layer are left out of the pairwise comparisons (there reverse, random, middle_repeat,
+parallel and looped parallel run the same plan as the full model, so no ordering between them can
+be observed).
 
-Claims and rules:
+Claims and their effects (components of a minimum in brackets):
 
 (i)    first and last layers differ from a uniform middle — per similarity report: with the three
        contiguous groups of ``similarity.middle_groups`` (least within-group scatter, the middle
-       holding at least half of the boundaries), the middle's mean within-group cosine exceeds
-       its mean cosine with the first group and with the last group. Effect: min(within − first,
-       within − last), the middle's margin over the nearer end (the groups fixed at the observed
-       matrix's).
-(ii)   middle layers can be skipped with graceful degradation — skip keeps a normalized median
-       ≥ ``GRACEFUL_FLOOR`` (0.5) at every N that removes at most ``GRACEFUL_FRACTION`` (1/4) of
-       the layers, and ≥ ``GRACEFUL_TOP`` (0.8) at the N that removes the fewest.
-       Effect: the smallest margin over those thresholds.
-(iii)  middle_repeat is the most harmful — middle_repeat has the lowest median among the
-       N-variants present (at least two others) at a majority of N.
-       Effect: mean over those N of (the lowest other variant − middle_repeat).
-(iv)   random order beats reverse and skip — random > reverse and random > skip at a majority of N.
-       Effect: the smaller of mean(random − reverse) and mean(random − skip) over N.
-(v)    parallel beats skip — parallel > skip at a majority of N. Effect: mean(parallel − skip).
-(vi-a) looping helps parallel — looped_parallel (k=3, else the smallest k > 1) > parallel at a
-       majority of N. Effect: mean(looped − parallel).
+       holding at least half of the boundaries): min[within − first, within − last], the middle's
+       mean within-group cosine over its mean cosine with each end (groups fixed at the observed
+       matrix's). δ on the cosine scale.
+(ii)   middle layers can be skipped with graceful degradation — skip's normalized median over the
+       thresholds at every N that removes at most ``GRACEFUL_FRACTION`` (1/4) of the layers:
+       min[skip − ``GRACEFUL_TOP`` (0.8) at the N that removes the fewest, skip −
+       ``GRACEFUL_FLOOR`` (0.5) at each other such N].
+(iii)  middle_repeat is the most harmful — over the N where middle_repeat and at least two other
+       N-variants are present: min over the other variants [mean over N of (variant −
+       middle_repeat)] (middle_repeat below every other variant on average over N).
+(iv)   random order beats reverse and skip — min[mean over N of (random − reverse), mean over N of
+       (random − skip)].
+(v)    parallel beats skip — mean over N of (parallel − skip).
+(vi-a) looping helps parallel — mean over N of (looped_parallel − parallel) (k=3, else the
+       smallest k > 1).
 (vi-b) the best k grows with the number of parallel layers — over the Fig. 10 grid rows (at least
        ``MIN_ROWS`` rows with two or more k), Spearman's rank correlation between the layers in
-       parallel and the row's best k is ≥ ``RHO_MIN`` (0.5). Effect: that correlation (0 when the
-       best k is the same in every row).
+       parallel and the row's best k (0 when the best k is the same in every row); δ on the
+       correlation scale (0.5, the paper-reading rule ``RHO_MIN``, overridable as its δ). A
+       statistic of argmaxes, bounded and often at its bound: its interval is the percentile one.
 (vii)  math (GSM8K) and ARC degrade fastest — decoder only: averaged over every N-variant cell
-       where all unflagged benchmarks have a score, each of GSM8K / ARC-Easy / ARC-Challenge that
-       is not at chance scores below every other unflagged benchmark. Effect: the lowest other
-       benchmark's mean normalized score − the highest of GSM8K / ARC's.
-
-Every effect is a difference of normalized scores (or a correlation), computed on the same
-resampled documents for every plan, so its interval is paired.
+       where all unflagged benchmarks have a score: min over (other benchmark, GSM8K / ARC-Easy /
+       ARC-Challenge not at chance) of (the other's mean normalized score − GSM8K's / ARC's).
 """
 
 from __future__ import annotations
@@ -70,31 +71,44 @@ import numpy as np
 from painters.report.data import Cell, Group
 from painters.report.paired import Resampled, resampled
 from painters.report.similarity_claim import Similarity, similarity_finding
-from painters.report.verdict import CLAIMS, FAILS, HOLDS, INCONCLUSIVE, NO_DATA, NOT_SUPPORTED, SUPPORTED, Finding, adjusted_level, decide
+from painters.report.verdict import (CLAIMS, INCONCLUSIVE, NO_DATA, SESOI, Finding, Refused, adjusted_level, decide,
+                                    pattern)
 
-MAJORITY = 0.75
 GRACEFUL_FLOOR, GRACEFUL_TOP, GRACEFUL_FRACTION = 0.5, 0.8, 0.25
-MIN_ROWS, RHO_MIN = 3, 0.5
+MIN_ROWS, RHO_MIN = 3, SESOI["correlation"]
 N_VARIANTS = ("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel")
 CLAIM_TASKS = ("gsm8k", "arc_easy", "arc_challenge")
 
-def _judge(f: Finding, g: Group, keys, effect) -> Finding:
-    """``f`` (its status the pattern's) decided by ``effect(resampled)`` over the cells ``keys``."""
+def _judge(f: Finding, g: Group, keys, effect, point: float, bounds=None, method: str = "basic") -> Finding:
+    """``f`` with its pattern (``point``, the effect from the tables' numbers, against δ) and its
+    measure: ``effect(resampled)``, the effect's components over the cells ``keys``, made once
+    the report's level is known (``verdict.decide``; here at 95%, for a claim asked on its own)."""
     if f.status == NO_DATA:
         return f
-    f.pattern = HOLDS if f.status == SUPPORTED else FAILS
-    res = resampled(g)
+    f.point, f.status = point, INCONCLUSIVE
+    f.pattern = pattern(point, SESOI[f.scale])
+    res = resampled(g)  # which cells can be compared: no resampling yet
     why = res.missing(list(keys))
     if why:
-        f.status, f.evidence = INCONCLUSIVE, f"{why}; {f.evidence}"
+        f.evidence = f"{why}; {f.evidence}"
         return f
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f.effect = np.asarray(effect(res), dtype=float)
-    f.units, f.seeds, f.available = res.docs, res.seed_text(keys), res.full_docs
+    f.units, f.seeds, f.available, f.bounds, f.method = res.docs, res.seed_text(keys), res.full_docs, bounds, method
     f.unit_name = "evaluation rows" if g.track == "glue" else "documents"
     if g.track == "decoder":
         f.cpu_seconds = _cpu_seconds(g, [*keys, res.full], res.reliable)
-    return decide(f)
+
+    def measure(resamples: int, level: float) -> np.ndarray:
+        r = resampled(g, resamples)
+        refused = r.denominators(level)
+        if refused:
+            raise Refused("normalization refused: " + "; ".join(
+                f"{t}: the full model's margin over chance {iv.text(3)} reaches zero at {level:.2%}"
+                for t, iv in refused.items()))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.stack([np.asarray(c, dtype=float) for c in effect(r)], axis=1)
+
+    f.measure = measure
+    return decide(f)  # at 95%; ``all_findings`` decides again at the report's adjusted level
 
 
 def _cpu_seconds(g: Group, keys, tasks) -> float | None:
@@ -154,25 +168,25 @@ def _comparable(g: Group, *series: dict[int, float]) -> list[int]:
 
 
 def _beats(g: Group, claim: str, winner: str, losers: list[str], w: dict, ls: list[dict], keys=None) -> Finding:
-    """``keys``: N -> cell key, for the winner then each loser (default: the variants' own cells)."""
+    """``winner`` beats every one of ``losers``: the effect is the smallest over losers of the mean
+    margin over the comparable N (each loser one component). ``keys``: N -> cell key, for the
+    winner then each loser (default: the variants' own cells)."""
     ns = _comparable(g, w, *ls)
     if not ns:
         return Finding(claim, g.title, NO_DATA, f"no N where {winner} and {', '.join(losers)} all have a score "
                        f"(with a middle of two or more layers)")
     wins = [n for n in ns if all(w[n] > l[n] for l in ls)]
     margins = {lo: statistics.fmean(w[n] - l[n] for n in ns) for lo, l in zip(losers, ls)}
-    ev = (f"{winner} higher at {len(wins)}/{len(ns)} N ({', '.join(map(str, ns))}); mean margin " +
+    ev = (f"{winner} higher at {len(wins)}/{len(ns)} N ({', '.join(map(str, ns))}); mean margin over N " +
           ", ".join(f"vs {lo} {m:+.2f}" for lo, m in margins.items()))
-    status = SUPPORTED if len(wins) >= MAJORITY * len(ns) else NOT_SUPPORTED
-    f = Finding(claim, g.title, status, ev, {"n": ns, "wins": wins, "mean_margin": margins})
+    f = Finding(claim, g.title, INCONCLUSIVE, ev, {"n": ns, "wins": wins, "mean_margin": margins})
     keys = keys or [lambda n, v=v: _key(v, n) for v in [winner] + losers]
     cells = [kf(n) for kf in keys for n in ns]
 
     def effect(res: Resampled):
-        return np.min([np.mean([res.rel(keys[0](n)) - res.rel(lk(n)) for n in ns], axis=0) for lk in keys[1:]],
-                      axis=0)
+        return [np.mean([res.rel(keys[0](n)) - res.rel(lk(n)) for n in ns], axis=0) for lk in keys[1:]]
 
-    return _judge(f, g, cells, effect)
+    return _judge(f, g, cells, effect, min(margins.values()))
 
 
 # ---- (ii)–(vii) --------------------------------------------------------------------------------------------
@@ -188,16 +202,16 @@ def skip_finding(g: Group) -> Finding:
                        f"{T} layers (smallest removes {min(frac.values()):.0%})")
     top = small[0]
     worst = min(small, key=lambda n: skip[n])
-    ok = skip[top] >= GRACEFUL_TOP and all(skip[n] >= GRACEFUL_FLOOR for n in small)
+    margin = {n: skip[n] - (GRACEFUL_TOP if n == top else GRACEFUL_FLOOR) for n in small}
     ev = (f"skip median {skip[top]:.2f} with {T - 2 * top - 1}/{T} layers removed (N={top}); lowest "
           f"{skip[worst]:.2f} at N={worst} ({T - 2 * worst - 1}/{T} removed) among N removing ≤ "
           f"{GRACEFUL_FRACTION:.0%}; rule: ≥ {GRACEFUL_TOP} and ≥ {GRACEFUL_FLOOR}")
-    f = Finding("ii", g.title, SUPPORTED if ok else NOT_SUPPORTED, ev, {"by_n": {n: skip[n] for n in small}, "T": T})
+    f = Finding("ii", g.title, INCONCLUSIVE, ev, {"by_n": {n: skip[n] for n in small}, "T": T})
 
-    def effect(res: Resampled):  # the smallest margin over the thresholds
-        return np.min([res.rel(_key("skip", n)) - (GRACEFUL_TOP if n == top else GRACEFUL_FLOOR) for n in small], axis=0)
+    def effect(res: Resampled):  # the margin over the threshold at each N (the effect: the smallest)
+        return [res.rel(_key("skip", n)) - (GRACEFUL_TOP if n == top else GRACEFUL_FLOOR) for n in small]
 
-    return _judge(f, g, [_key("skip", n) for n in small], effect)
+    return _judge(f, g, [_key("skip", n) for n in small], effect, min(margin.values()))
 
 
 def repeat_finding(g: Group) -> Finding:
@@ -212,19 +226,22 @@ def repeat_finding(g: Group) -> Finding:
         return Finding("iii", g.title, NO_DATA, "no N where middle_repeat and two other variants have a score")
     lowest = [n for n in ns if all(mr[n] < s[n] for s in others.values() if n in s)]
     runner = {n: min((s[n], v) for v, s in others.items() if n in s) for n in ns}
-    ev = (f"middle_repeat lowest at {len(lowest)}/{len(ns)} N; " +
+    over = {v: [n for n in ns if n in s] for v, s in others.items()}
+    over = {v: n_list for v, n_list in over.items() if n_list}
+    margins = {v: statistics.fmean(others[v][n] - mr[n] for n in n_list) for v, n_list in over.items()}
+    ev = (f"middle_repeat lowest at {len(lowest)}/{len(ns)} N; mean margin over N " +
+          ", ".join(f"{v} {m:+.2f}" for v, m in margins.items()) + "; " +
           "; ".join(f"N={n}: {mr[n]:.2f} vs next {runner[n][1]} {runner[n][0]:.2f}" for n in ns[:6]) +
           (" …" if len(ns) > 6 else ""))
-    status = SUPPORTED if len(lowest) >= MAJORITY * len(ns) else NOT_SUPPORTED
-    f = Finding("iii", g.title, status, ev, {"n": ns, "lowest": lowest})
+    f = Finding("iii", g.title, INCONCLUSIVE, ev, {"n": ns, "lowest": lowest, "mean_margin": margins})
     k = _default_k(g)
-    rivals = {n: [_key(v, n, k) for v, s in others.items() if n in s] for n in ns}
 
-    def effect(res: Resampled):  # mean over N of (the lowest other variant - middle_repeat)
-        return np.mean([np.min([res.rel(o) for o in rivals[n]], axis=0) - res.rel(_key("middle_repeat", n))
-                        for n in ns], axis=0)
+    def effect(res: Resampled):  # per rival: its mean margin over middle_repeat (the effect: the smallest)
+        return [np.mean([res.rel(_key(v, n, k)) - res.rel(_key("middle_repeat", n)) for n in n_list], axis=0)
+                for v, n_list in over.items()]
 
-    return _judge(f, g, [_key("middle_repeat", n) for n in ns] + [o for n in ns for o in rivals[n]], effect)
+    cells = [_key("middle_repeat", n) for n in ns] + [_key(v, n, k) for v, n_list in over.items() for n in n_list]
+    return _judge(f, g, cells, effect, min(margins.values()))
 
 
 def random_finding(g: Group) -> Finding:
@@ -284,15 +301,17 @@ def best_k_finding(g: Group) -> Finding:
     best = {m: max(grid[m], key=grid[m].get) for m in rows}
     ev = "best k by layers in parallel: " + ", ".join(f"{m}→{best[m]}" for m in rows)
     if len(set(best.values())) == 1:
-        f = Finding("vi-b", g.title, NOT_SUPPORTED, ev + " (the same k in every row)", {"best": best, "rho": None})
+        rho = None
+        f = Finding("vi-b", g.title, INCONCLUSIVE, ev + " (the same k in every row: ρ taken as 0)", {"best": best, "rho": None})
     else:
         rho = float(spearmanr(rows, [best[m] for m in rows]).statistic)
-        ev += f"; Spearman ρ = {rho:+.2f} (rule: ≥ {RHO_MIN})"
-        f = Finding("vi-b", g.title, SUPPORTED if rho >= RHO_MIN else NOT_SUPPORTED, ev, {"best": best, "rho": rho})
+        ev += f"; Spearman ρ = {rho:+.2f}"
+        f = Finding("vi-b", g.title, INCONCLUSIVE, ev, {"best": best, "rho": rho})
     T = g.num_layers
     cells = {m: {k: (_key("parallel", (T - m - 1) // 2) if k == 1 else _key("looped_parallel", (T - m - 1) // 2, k))
                  for k in sorted(grid[m])} for m in rows}
-    return _judge(f, g, [c for row in cells.values() for c in row.values()], lambda res: _best_k_rho(res, rows, cells))
+    return _judge(f, g, [c for row in cells.values() for c in row.values()], lambda res: [_best_k_rho(res, rows, cells)],
+                  rho or 0.0, bounds=(-1.0, 1.0), method="percentile")
 
 
 def _best_k_rho(res: Resampled, rows: list[int], cells: dict) -> np.ndarray:
@@ -328,18 +347,17 @@ def task_finding(g: Group) -> Finding:
     if not cells:
         return Finding("vii", g.title, NO_DATA, "no N-variant cell with every benchmark scored" + note)
     mean = {t: statistics.fmean(c.task_stat(t).mean for c in cells) for t in g.reliable}
-    ok = max(mean[t] for t in judged) < min(mean[t] for t in others)
     ranked = sorted(g.reliable, key=mean.get)
     ev = (f"mean normalized score over {len(cells)} variant×N cells: " +
           ", ".join(f"{t} {mean[t]:.2f}" for t in ranked) + note)
-    f = Finding("vii", g.title, SUPPORTED if ok else NOT_SUPPORTED, ev, {"mean": mean, "judged": judged})
+    f = Finding("vii", g.title, INCONCLUSIVE, ev, {"mean": mean, "judged": judged})
     keys = [(c.variant, c.n, c.k, c.i) for c in cells]
 
-    def effect(res: Resampled):  # the lowest other benchmark's mean minus the highest of GSM8K / ARC's
+    def effect(res: Resampled):  # each other benchmark's mean minus each of GSM8K / ARC's (the effect: the smallest)
         m = {t: np.mean([res.norm(k, t) for k in keys], axis=0) for t in g.reliable}
-        return np.min([m[t] for t in others], axis=0) - np.max([m[t] for t in judged], axis=0)
+        return [m[o] - m[j] for o in others for j in judged]
 
-    return _judge(f, g, keys, effect)
+    return _judge(f, g, keys, effect, min(mean[o] for o in others) - max(mean[j] for j in judged))
 
 
 def group_findings(g: Group) -> list[Finding]:
@@ -381,8 +399,9 @@ def judged_group(g: Group) -> tuple[Group, str]:
     return rebuilt[0], f"judged on {', '.join(kept)} only ({', '.join(left)}: not run for the variants)"
 
 
-def all_findings(groups: list[Group], sims: list[Similarity]) -> list[Finding]:
-    """Every finding, its verdict decided at the Bonferroni-adjusted level of the report (``level``)."""
+def all_findings(groups: list[Group], sims: list[Similarity], sesoi: dict | None = None) -> list[Finding]:
+    """Every finding, its verdict decided at the Bonferroni-adjusted level of the report (``level``),
+    with the smallest effects of interest ``sesoi`` (``verdict.parse_sesoi``; None: the defaults)."""
     out = [similarity_finding(s) for s in sims]
     if not sims:
         out.append(Finding("i", "—", NO_DATA, "no similarity_*.json report"))
@@ -390,7 +409,7 @@ def all_findings(groups: list[Group], sims: list[Similarity]) -> list[Finding]:
         out += group_findings(g)
     level = adjusted_level(out)
     for f in out:
-        decide(f, level)
+        decide(f, level, sesoi)
     order = list(CLAIMS)
     return sorted(out, key=lambda f: order.index(f.claim))
 

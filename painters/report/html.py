@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from glue_painters import recipes
 from painters.report.data import SWEEP_ORDER, Cell, Group
 from painters.report.figures import Figure
-from painters.report.verdict import HEADER, Finding, columns, markdown_table, rule_text
+from painters.report.verdict import HEADER, Finding, collapsed, columns, markdown_table, rule_text
 
 
 @dataclass
@@ -110,7 +110,7 @@ def group_table(g: Group) -> Table:
 
 
 def findings_table(findings: list[Finding]) -> Table:
-    return Table("Findings", list(HEADER), [columns(f) for f in findings], [rule_text(findings)])
+    return Table("Findings", list(HEADER), [columns(f) for f in collapsed(findings)], [rule_text(findings)])
 
 
 def environment() -> dict:
@@ -152,7 +152,7 @@ def render_html(*, title: str, command: str, groups: list[Group], figures: list[
     parts.append("<nav>" + " · ".join(toc) + "</nav>")
     parts.append(f"<h2 id='findings'>Findings</h2><p class='notes'>{e(rule_text(findings))}</p><table><thead><tr>"
                  + "".join(f"<th>{e(h)}</th>" for h in HEADER) + "</tr></thead><tbody>")
-    for f in findings:
+    for f in collapsed(findings):
         cells = [f"<td>{e(c)}</td>" for c in columns(f)]
         cells[2] = f"<td class='{f.status.replace(' ', '-')}'><b>{e(f.status)}</b></td>"
         parts.append("<tr>" + "".join(cells) + "</tr>")

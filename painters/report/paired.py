@@ -6,28 +6,38 @@ functions of the cells' task scores. Drawing the documents once per task and sco
 on that draw keeps each comparison paired (a plan is compared with another on the same documents,
 ``glue_painters.stats``) and costs one matrix product per task.
 
-What a cell's task score is, per resample:
+What a cell's task score is, per resample and per seed of the cell (several seeds: random order's
+permutation seeds in the decoder track, training seeds in GLUE):
 
 * decoder: the mean over the drawn documents of its per-document primary metric (record field
-  ``per_item``), for perplexity exp(-mean loglikelihood). A cell with several permutation seeds
-  (random order) is first averaged over its seeds document by document (same documents).
+  ``per_item``), for perplexity exp(-mean loglikelihood).
 * GLUE: the task score (×100, the mean of the task's official metrics over its evaluation
   splits) recomputed from the drawn rows' predictions and labels (record fields ``predictions``
-  / ``labels``; ``glue_painters.weighted_metrics``), each split drawn on its own; a cell with
-  several training seeds also has its seeds drawn with replacement in every resample (seed-to-seed
-  variation is part of the uncertainty), then their scores averaged.
+  / ``labels``; ``glue_painters.weighted_metrics``), each split drawn on its own.
 
-Normalized as the findings use it: (score − chance) / (full − chance) with the full model's score
-*on the same resample*, median over the group's tasks above chance. Row 0 of every array is the
-observed value, rows 1.. the resamples.
+**One definition of a cell**, the one its table row and the findings' pattern use
+(``decoder_eval.summary``, ``data.py``): the normalized median of a cell is the *mean over its
+seeds of each seed's median over the tasks* of (score − chance) / (full − chance), over the seeds
+that ran every task; a per-task value is the mean over the seeds of that task. In every resample
+the seeds are drawn with replacement too (seed-to-seed variation is part of the uncertainty: a
+permutation or a training run is a sample), one draw per cell shared by all its tasks (a seed is
+one permutation / one run on every task), from a generator seeded by the cell and its seeds; the
+full model's score (the denominator) is its own seeds' mean, drawn the same way. Documents are
+drawn from a generator seeded by the task and its sizes. So nothing depends on the order in which
+cells, groups or claims are computed: the same store gives the same draws.
 
-A cell whose records carry no per-document scores (written before they were kept) has none here:
-``Resampled.why`` says so with ``per_item.NO_SCORES``.
+A normalization whose denominator (the full model's margin over chance) has an interval reaching
+zero at the report's level is refused (``denominators``): its ratios would be unbounded.
+
+Row 0 of every array is the observed value, rows 1.. the resamples. A cell whose records carry no
+per-document scores (written before they were kept) has none here: ``Resampled.why`` says so
+with ``per_item.NO_SCORES``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -41,25 +51,45 @@ from painters.report.data import Group
 LEVEL = 0.95
 
 
+def _seed_order(seed) -> tuple:
+    return (seed is not None, seed if isinstance(seed, int) else 0, repr(seed))
+
+
 @dataclass
 class Resampled:
     tasks: list[str]  # the group's tasks above chance that have per-document scores
-    columns: dict[tuple, int]  # cell key -> column of ``scores``
-    scores: dict[str, np.ndarray]  # task -> (1 + resamples, cells); NaN where a cell has no scores
+    columns: dict[str, dict[tuple, dict]]  # task -> cell key -> seed -> column of ``scores[task]``
+    scorers: dict[str, stats.Scorer]  # task -> its scorer over those columns
     units: dict[str, int]  # documents / evaluation rows per task
+    resamples: int = stats.RESAMPLES
     available: dict[str, int | None] = field(default_factory=dict)  # what the full benchmark holds (None: unknown)
-    seeds: dict[tuple, int] = field(default_factory=dict)
     why: dict[tuple, str] = field(default_factory=dict)  # cell key -> why it has no scores
     reliable: list[str] = field(default_factory=list)
     chance: dict[str, float] = field(default_factory=dict)
     full: tuple | None = ("full", None, None, None)
 
+    @cached_property
+    def scores(self) -> dict[str, np.ndarray]:
+        """task -> (1 + resamples, columns): each (cell, seed)'s task score, observed then resampled."""
+        return stats.bootstrap_scores(self.scorers, resamples=self.resamples)
+
+    def _seeds(self, key, task: str | None = None) -> list:
+        """The seeds of a cell on ``task``, or (None) those that ran every task above chance."""
+        if task is not None:
+            return sorted((self.columns.get(task) or {}).get(key, {}), key=_seed_order)
+        sets = [set((self.columns.get(t) or {}).get(key, {})) for t in self.reliable]
+        return sorted(set.intersection(*sets), key=_seed_order) if sets else []
+
+    @property
+    def seeds(self) -> dict[tuple, int]:
+        """Seeds behind each cell's normalized median."""
+        keys = {k for t in self.reliable for k in self.columns.get(t, {})}
+        return {k: len(self._seeds(k)) for k in keys}
+
     def has(self, key) -> bool:
-        """Scores on every task above chance, for this cell and the full model."""
-        if not self.reliable or self.full not in self.columns or key not in self.columns:
-            return False
-        return all(t in self.scores and np.isfinite(self.scores[t][0, self.columns[c]])
-                   for t in self.reliable for c in (key, self.full))
+        """Scores on every task above chance, for this cell and the full model (a seed of each that
+        ran them all)."""
+        return bool(self.reliable) and all(self._seeds(c) for c in (key, self.full))
 
     def missing(self, keys) -> str | None:
         """Why some of ``keys`` cannot be compared (None when all can)."""
@@ -69,14 +99,63 @@ class Resampled:
         reasons = {self.why.get(k) or self.why.get(self.full) or NO_SCORES for k in lacking}
         return "; ".join(sorted(reasons))
 
-    def norm(self, key, task: str) -> np.ndarray:
-        s = self.scores[task]
+    def _picks(self, key, seeds: list) -> np.ndarray:
+        """(resamples, seeds): which of the cell's seeds each resample draws (with replacement)."""
+        cache = self.__dict__.setdefault("_pick_cache", {})
+        tag = (key, tuple(seeds))
+        if tag not in cache:
+            cache[tag] = stats.generator("seeds", key, tuple(seeds)).integers(0, len(seeds), (self.resamples, len(seeds)))
+        return cache[tag]
+
+    def _seed_mean(self, values: np.ndarray, key, seeds: list) -> np.ndarray:
+        """(1 + resamples, seeds) -> (1 + resamples,): the seeds' mean, observed then over the drawn seeds."""
+        if values.shape[1] == 1:
+            return values[:, 0]
+        drawn = np.take_along_axis(values[1:], self._picks(key, seeds), axis=1).mean(axis=1)
+        return np.concatenate([values[:1].mean(axis=1), drawn])
+
+    def _per_seed(self, key, task: str, seeds: list) -> np.ndarray:
+        cols = self.columns[task][key]
+        return self.scores[task][:, [cols[s] for s in seeds]]
+
+    def denominator(self, task: str) -> np.ndarray:
+        """The full model's margin over chance on ``task``: (1 + resamples,)."""
+        cache = self.__dict__.setdefault("_den_cache", {})
+        if task not in cache:
+            seeds = self._seeds(self.full, task)
+            cache[task] = self._seed_mean(self._per_seed(self.full, task, seeds), (self.full, task), seeds) \
+                - self.chance[task]
+        return cache[task]
+
+    def denominators(self, level: float) -> dict[str, stats.Interval]:
+        """task -> the ``level`` interval of its denominator, for the tasks where it reaches zero
+        (their normalization is refused: a ratio to a margin that may be nil is unbounded)."""
+        out = {}
+        for t in self.reliable:
+            d = self.denominator(t)
+            iv = stats.effect_interval(d[:1], d[1:, None], level, self.units[t])
+            if not (iv.low > 0):
+                out[t] = iv
+        return out
+
+    def _norm_seeds(self, key, task: str, seeds: list) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return (s[:, self.columns[key]] - self.chance[task]) / (s[:, self.columns[self.full]] - self.chance[task])
+            return (self._per_seed(key, task, seeds) - self.chance[task]) / self.denominator(task)[:, None]
+
+    def norm(self, key, task: str) -> np.ndarray:
+        """A cell's normalized score on one task, the mean over its seeds there: (1 + resamples,)."""
+        seeds = self._seeds(key, task)
+        return self._seed_mean(self._norm_seeds(key, task, seeds), (key, task), seeds)
 
     def rel(self, key) -> np.ndarray:
-        """The normalized median of a cell over the tasks above chance: (1 + resamples,)."""
-        return np.median(np.stack([self.norm(key, t) for t in self.reliable]), axis=0)
+        """The normalized median of a cell: the mean over its seeds of each seed's median over the
+        tasks above chance (the module docstring), (1 + resamples,)."""
+        cache = self.__dict__.setdefault("_rel_cache", {})
+        if key not in cache:
+            seeds = self._seeds(key)
+            per_seed = np.median(np.stack([self._norm_seeds(key, t, seeds) for t in self.reliable]), axis=0)
+            cache[key] = self._seed_mean(per_seed, key, seeds)
+        return cache[key]
 
     @property
     def docs(self) -> int:
@@ -89,7 +168,8 @@ class Resampled:
         return None if not sizes or None in sizes else sum(sizes)
 
     def seed_text(self, keys) -> str:
-        counts = sorted({self.seeds.get(k, 1) for k in keys})
+        seeds = self.seeds
+        counts = sorted({seeds.get(k, 1) for k in keys})
         return str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
 
     def band(self, key, level: float = LEVEL) -> tuple[float, float] | None:
@@ -98,78 +178,91 @@ class Resampled:
 
     def task_band(self, key, task: str, normalized: bool, level: float = LEVEL) -> tuple[float, float] | None:
         """The interval of a cell's score on one task (normalized, or the raw task score)."""
-        if not self.has(key) or task not in self.scores:
+        if not self.has(key) or task not in self.columns:
             return None
-        return self._band(self.norm(key, task) if normalized else self.scores[task][:, self.columns[key]], level)
+        if normalized:
+            values = self.norm(key, task)
+        else:
+            seeds = self._seeds(key, task)
+            values = self._seed_mean(self._per_seed(key, task, seeds), (key, task), seeds)
+        return self._band(values, level)
 
     def _band(self, values: np.ndarray, level: float) -> tuple[float, float] | None:
         iv = stats.interval_of(0.0, values[1:], level, self.docs)
         return (iv.low, iv.high) if np.isfinite(iv.low) else None
 
 
-def resampled(g: Group, resamples: int = stats.RESAMPLES) -> Resampled:
-    """The group's resampled scores, computed once per group (kept on ``g.paired``)."""
+def resampled(g: Group, resamples: int | None = None) -> Resampled:
+    """The group's resampled scores (kept on ``g.paired``): at ``resamples`` (None: whatever count
+    it has, else ``stats.RESAMPLES``, what a 95% band needs). The draws themselves are made on
+    first use, so asking which cells can be compared costs no resampling."""
     if g.paired is None:
+        g.paired = _build(g, resamples or stats.RESAMPLES)
+    elif resamples is not None and g.paired.resamples != resamples:
         g.paired = _build(g, resamples)
     return g.paired
 
 
 def _build(g: Group, resamples: int) -> Resampled:
     keys = list(g.cells)
-    columns = {k: i for i, k in enumerate(keys)}
-    out = Resampled([], columns, {}, {}, reliable=[], chance={t: g.chance.get(t) for t in g.reliable})
-    scorers = {}
+    out = Resampled([], {}, {}, {}, resamples, reliable=[], chance={t: g.chance.get(t) for t in g.reliable})
     for t in g.reliable:
         made = _decoder_task(g, t, keys, out) if g.track == "decoder" else _glue_task(g, t, keys, out)
         if made is not None:
-            scorers[t] = made
-    drawn = stats.bootstrap_scores({t: sc for t, (sc, _) in scorers.items()}, resamples=resamples)
-    for t, (_, present) in scorers.items():
-        full = np.full((resamples + 1, len(keys)), np.nan)
-        full[:, [columns[k] for k in present]] = drawn[t]
-        out.scores[t] = full
-        out.tasks.append(t)
+            out.scorers[t], out.columns[t] = made
+            out.tasks.append(t)
     out.reliable = list(g.reliable) if len(out.tasks) == len(g.reliable) else []
     return out
 
 
-def _seed_records(cell, task: str) -> list[dict]:
-    return [r for r in cell.records if r.get("task") == task]
+def _seed_records(cell, task: str, seed_of) -> dict:
+    """seed -> the cell's record on ``task`` (the first one, should a seed appear twice)."""
+    out = {}
+    for r in cell.records:
+        if r.get("task") == task:
+            out.setdefault(seed_of(r), r)
+    return out
+
+
+def _decoder_seed(r: dict):
+    return (r.get("params") or {}).get("seed")
 
 
 def _decoder_task(g: Group, task: str, keys, out: Resampled):
-    """A decoder task's scorer over the cells with per-document scores (and their keys)."""
+    """A decoder task's scorer over the (cell, seed) pairs with per-document scores, and their columns."""
     from decoder_eval.tasks import TASKS
 
-    rows, present, n = [], [], None
+    rows, cols, n = [], {}, None
     for k in keys:
-        recs = _seed_records(g.cells[k], task)
+        recs = _seed_records(g.cells[k], task, _decoder_seed)
         if not recs:
             continue
-        cols = [column(r, r.get("primary_metric", g.primary.get(task))) for r in recs]
-        if any(c is None for c in cols):
+        seeds = sorted(recs, key=_seed_order)
+        values = [column(recs[s], recs[s].get("primary_metric", g.primary.get(task))) for s in seeds]
+        if any(v is None for v in values):
             out.why[k] = NO_SCORES
             continue
         if n is None:
-            n = len(cols[0])
-        if any(len(c) != n for c in cols):
+            n = len(values[0])
+        if any(len(v) != n for v in values):
             out.why[k] = f"{task}: per-document scores over different documents"
             continue
-        rows.append(np.mean(cols, axis=0))  # seeds averaged document by document
-        present.append(k)
-        out.seeds[k] = len(recs)
-    if not present:
+        cols[k] = {}
+        for s, v in zip(seeds, values):
+            cols[k][s] = len(rows)
+            rows.append(v)
+    if not cols:
         return None
-    x = np.stack(rows)
+    x = np.asarray(rows, dtype=float)
     ppl = TASKS[task].aggregation.get(g.primary.get(task)) == "perplexity" if task in TASKS else False
     out.units[task] = n
-    out.available[task] = _decoder_available(g.cells[present[0]].records, task, n)
+    out.available[task] = _decoder_available(g.cells[next(iter(cols))].records, task, n)
 
     def score(w, rng):
         mean = (w @ x.T) / w.sum(axis=1)[:, None]
         return np.exp(-mean) if ppl else mean
 
-    return stats.Scorer((n,), score), present
+    return stats.Scorer((n,), score), cols
 
 
 def _lines(path: Path) -> int | None:
@@ -203,49 +296,44 @@ def _glue_available(records: list[dict], task: str, splits: list[str], rows: int
 
 
 def _glue_task(g: Group, task: str, keys, out: Resampled):
-    """A GLUE task's scorer: the task score from each seed's row predictions, seeds drawn too."""
+    """A GLUE task's scorer: the task score of each (cell, training seed) from its row predictions."""
     from glue_eval.tasks import get_task
 
-    from glue_painters.weighted_metrics import METRICS
+    from glue_painters import weighted_metrics as WM
 
     spec = get_task(task)
     splits = list(spec.eval_splits)
-    labels, series, present = None, [], []
+    labels, series, cols = None, [], {}
     for k in keys:
-        recs = _seed_records(g.cells[k], task)
+        recs = _seed_records(g.cells[k], task, lambda r: r.get("seed"))
         if not recs:
             continue
-        if any(not r.get("predictions") or not r.get("labels") for r in recs):
+        seeds = sorted(recs, key=_seed_order)
+        if any(not recs[s].get("predictions") or not recs[s].get("labels") for s in seeds):
             out.why[k] = NO_SCORES
             continue
         if labels is None:
-            labels = {s: np.asarray(recs[0]["labels"][s]) for s in splits}
-        if any(len(r["predictions"][s]) != len(labels[s]) for r in recs for s in splits):
+            labels = {s: np.asarray(recs[seeds[0]]["labels"][s]) for s in splits}
+        if any(len(recs[s]["predictions"][sp]) != len(labels[sp]) for s in seeds for sp in splits):
             out.why[k] = f"{task}: predictions over different evaluation rows"
             continue
-        series.append([{s: np.asarray(r["predictions"][s]) for s in splits} for r in recs])
-        present.append(k)
-        out.seeds[k] = len(recs)
-    if not present:
+        cols[k] = {}
+        for s in seeds:
+            cols[k][s] = len(series)
+            series.append({sp: np.asarray(recs[s]["predictions"][sp]) for sp in splits})
+    if not cols:
         return None
     sizes = tuple(len(labels[s]) for s in splits)
     out.units[task] = sum(sizes)
-    out.available[task] = _glue_available(g.cells[present[0]].records, task, splits, sum(sizes))
+    out.available[task] = _glue_available(g.cells[next(iter(cols))].records, task, splits, sum(sizes))
     bounds = np.cumsum((0,) + sizes)
 
-    def seed_score(w, preds):
-        vals = [METRICS[m](w[:, bounds[i]:bounds[i + 1]], preds[s], labels[s])
-                for i, s in enumerate(splits) for m in spec.metrics]
-        return 100.0 * np.mean(vals, axis=0)
-
     def score(w, rng):
-        cols = []
-        for seeds in series:
-            per_seed = np.stack([seed_score(w, p) for p in seeds], axis=1)  # (count, seeds)
-            if rng is not None and len(seeds) > 1:
-                pick = rng.integers(0, len(seeds), size=per_seed.shape)
-                per_seed = np.take_along_axis(per_seed, pick, axis=1)
-            cols.append(per_seed.mean(axis=1))
-        return np.stack(cols, axis=1)
+        total = np.zeros((w.shape[0], len(series)))
+        for i, s in enumerate(splits):
+            ws = w[:, bounds[i]:bounds[i + 1]]
+            for m in spec.metrics:
+                total += WM.many(m, ws, [p[s] for p in series], labels[s])
+        return 100.0 * total / (len(splits) * len(spec.metrics))
 
-    return stats.Scorer(sizes, score), present
+    return stats.Scorer(sizes, score), cols

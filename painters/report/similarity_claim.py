@@ -16,7 +16,7 @@ import numpy as np
 from glue_painters import stats
 from glue_painters.errors import UserError
 from glue_painters.similarity import middle_groups
-from painters.report.verdict import FAILS, HOLDS, INCONCLUSIVE, NO_DATA, Finding, number_text
+from painters.report.verdict import INCONCLUSIVE, NO_DATA, SESOI, Finding, number_text, pattern
 
 
 @dataclass
@@ -80,12 +80,14 @@ def similarity_finding(sim: Similarity) -> Finding:
     ev = (f"middle of at least half the {len(m)} boundaries: {b0}–{b1} (ends {a0}–{a1}, {c0}–{c1}); mean cosine "
           f"within middle {number_text(within)}, middle↔first {number_text(first)}, middle↔last {number_text(last)}"
           + (f"; free grouping (Fig. 3): {seg}" if drawn else ""))
-    f = Finding("i", sim.model, INCONCLUSIVE, ev, nums, pattern=HOLDS if within > max(first, last) else FAILS)
+    point = min(within - first, within - last)
+    f = Finding("i", sim.model, INCONCLUSIVE, ev, nums, pattern=pattern(point, SESOI["cosine"]), point=point)
     if sim.per_document is None:
         f.evidence = (f"no per-document similarities (a report written before they were kept: rerun "
                       f"`painters similarity --model {sim.model}`); {ev}")
         return f
-    f.effect = _middle_margin(sim, groups, (within, first, last))
+    _middle_margin(sim, groups, (within, first, last), 0)  # refuses sums from another run, now
+    f.measure = lambda resamples, level: _middle_margin(sim, groups, (within, first, last), resamples)
     f.units = len(sim.per_document["tokens"])
     return f
 
@@ -102,10 +104,11 @@ def _block_means(mats: np.ndarray, groups) -> np.ndarray:
     return np.stack([within, first, last], axis=-1)
 
 
-def _middle_margin(sim: Similarity, groups, observed) -> np.ndarray:
-    """Claim (i)'s effect, observed then resampled: how much more alike the middle group is inside
-    than with the nearer of the first and last groups, min(within − first, within − last), the
-    documents of the similarity text drawn with replacement. The groups stay those of the observed
+def _middle_margin(sim: Similarity, groups, observed, resamples: int) -> np.ndarray:
+    """Claim (i)'s effect's components, observed then over ``resamples`` resamples (1 + resamples,
+    2): how much more alike the middle group is inside than with the first and with the last
+    group (the effect: the smaller), the documents of the similarity text drawn with replacement
+    (a generator seeded by the model and its documents' count). The groups stay those of the observed
     matrix (the interval is conditional on them). Refuses per-document sums that do not give back
     the matrix itself: they would be another run's."""
     k = len(sim.matrix)
@@ -117,8 +120,8 @@ def _middle_margin(sim: Similarity, groups, observed) -> np.ndarray:
     docs[:, iu[1], iu[0]] = tri
     per_doc = _block_means(docs, groups)  # (documents, 3): block means of each document's summed matrix
     scorer = stats.Scorer((tokens.size,), lambda w, _rng: (w @ per_doc) / (w @ tokens)[:, None])
-    mean = stats.bootstrap_scores({sim.model: scorer})[sim.model]  # the claims' one resampler
+    mean = stats.bootstrap_scores({sim.model: scorer}, resamples=resamples)[sim.model]  # the claims' one resampler
     if not np.allclose(mean[0], observed, atol=1e-4):
         raise UserError(f"{sim.path}: its per-document similarities do not give back its matrix "
                         f"(another run's?); rerun `painters similarity --model {sim.model}`")
-    return np.minimum(mean[:, 0] - mean[:, 1], mean[:, 0] - mean[:, 2])
+    return np.stack([mean[:, 0] - mean[:, 1], mean[:, 0] - mean[:, 2]], axis=1)
