@@ -1,9 +1,10 @@
 """The decoder track's sweep config: the shared grammar (``glue_painters.sweep_config``) plus the
 settings only a frozen-LM sweep has (primary metrics, batch size, dtype, device).
 
-Its rows are ``PlanSpec``s: a ``VariantSpec`` (the name a record and a figure carry) with the plan it
-builds for the model at hand. ``expand`` always puts the full model first, because the paper's
-normalized score divides by the full model's score.
+Its rows are the library's ``PlanSpec``s: a ``VariantSpec`` (the name a record and a figure carry)
+with the plan it builds for the model at hand. ``expand`` always puts the full model first, because
+the paper's normalized score divides by the full model's score (the rule of every sweep:
+``glue_painters.sweep.with_baseline``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from glue_painters.errors import UserError
-from glue_painters.plans import Plan
+from glue_painters.sweep import PlanSpec, rows  # noqa: F401 - PlanSpec: the row type, re-exported
 from glue_painters.sweep_config import PAPER_VARIANTS, Key, SweepConfig, read_names, read_positive
-from glue_painters.variants import VariantSpec
 from glue_painters.yamlfile import read_yaml
 
 from .tasks import TASKS, get_task
@@ -181,35 +181,7 @@ def load_config(path) -> DecoderSweepConfig:
     return parse_config(read_yaml(path), str(path))
 
 
-@dataclass(frozen=True)
-class PlanSpec:
-    """One row of a sweep: its ``VariantSpec`` and the plan that builds for this model's depth."""
-
-    spec: VariantSpec
-    plan: Plan
-
-    @classmethod
-    def of(cls, spec: VariantSpec | str, num_layers: int) -> "PlanSpec":
-        spec = VariantSpec.parse(spec) if isinstance(spec, str) else spec
-        return cls(spec, spec.plan(num_layers))
-
-    @property
-    def variant(self) -> str:
-        return self.spec.variant
-
-    @property
-    def params(self) -> tuple:
-        """Sorted (name, value) pairs: how records and the summary group rows."""
-        return tuple(sorted(self.spec.params))
-
-    @property
-    def param_dict(self) -> dict:
-        return dict(self.spec.params)
-
-
 def expand(cfg: DecoderSweepConfig, num_layers: int) -> list[PlanSpec]:
-    """Every row of the config as plans for a model of ``num_layers`` layers, the full model first."""
-    rows = [PlanSpec.of(spec, num_layers) for spec in cfg.specs(num_layers)]
-    if not any(r.variant == "full" for r in rows):  # normalization needs the full model's score
-        rows.insert(0, PlanSpec.of(VariantSpec.of("full"), num_layers))
-    return rows
+    """Every row of the config as plans for a model of ``num_layers`` layers, the full model first
+    (the baseline rule both tracks share: ``glue_painters.sweep.with_baseline``)."""
+    return rows(cfg, num_layers)

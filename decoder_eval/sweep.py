@@ -32,13 +32,12 @@ from typing import Callable, Mapping
 
 from glue_painters import __version__ as painters_version
 from glue_painters.errors import UserError
-from glue_painters.fingerprints import config_weights_fingerprint
 from glue_painters.per_item import compact as compact_per_item
 from glue_painters.models.aliases import identity
 from glue_painters.plans import Plan
 from glue_painters.results import ResultsStore, atomic_write_text, process_state, record_key, share_work
 from glue_painters.rewire import num_layers
-from glue_painters.sweep import SweepOutcome
+from glue_painters.sweep import SweepOutcome, model_fingerprint  # noqa: F401 - model_fingerprint: re-exported
 from glue_painters.tracking import Tracker, run_config, run_group
 from glue_painters.upstream import warn_untested
 from glue_painters.variants import VariantSpec
@@ -55,16 +54,6 @@ SCORING_VERSION = "1"
 
 
 # ---- records -------------------------------------------------------------------------------------
-def model_fingerprint(model) -> str:
-    """The loader's file fingerprint, else a hash of the weights and config (in-memory models)."""
-    from glue_painters.models import source_of
-
-    try:
-        return source_of(model).fingerprint
-    except UserError:  # built in memory (tests) or loaded some other way
-        return config_weights_fingerprint(model)
-
-
 def key_fields(model_fp: str, spec: PlanSpec, task: str, subset: dict, dtype: str,
                healed: bool = False, heal: dict | None = None) -> dict:
     params = spec.param_dict

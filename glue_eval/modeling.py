@@ -15,8 +15,7 @@ from pathlib import Path
 import torch
 
 from glue_painters.errors import UserError
-from glue_painters.fingerprints import tensors_fingerprint
-from glue_painters.rewire import current_plan, remove_plan, apply_plan
+from glue_painters.sweep import model_fingerprint
 
 POOLINGS = ("auto", "pooler", "mean", "cls")
 
@@ -35,16 +34,9 @@ _FINGERPRINTS: dict[int, str] = {}
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 (16 hex) of the base model's state dict, taken without any plan on."""
-    base = getattr(model, "base_model", model)
-    plan = current_plan(model)
-    if plan is not None:
-        remove_plan(model)
-    try:
-        return tensors_fingerprint(base)
-    finally:
-        if plan is not None:
-            apply_plan(model, plan)
+    """sha256 (16 hex) of the base model's state dict, taken without any plan on: the library's
+    ``model_fingerprint`` under the scheme GLUE records are keyed by."""
+    return model_fingerprint(model, "tensors")
 
 
 def _model_folder(model) -> Path | None:

@@ -28,7 +28,7 @@ from .processes import Processes, _probe_owners
 from .records import TRACK, KeyParts, RecordFinder
 from .runs import Run, expand
 from .steps import finetune_step, probe_step
-from .wandb_runs import WandbRuns
+from glue_painters.tracking import Tracker
 
 
 @dataclass
@@ -103,9 +103,9 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, wandb_on: bo
     log(_intro(sweep, runs))
     procs.wait()  # every process has looked in the store before anyone writes to it
     owners = _probe_owners([run.spec for run in runs], procs.count)
-    wb = WandbRuns(wandb_on, cfg.wandb, Path(results_dir))  # runs land in <results>/wandb/offline-run-*
+    tracker = Tracker(wandb_on, Path(results_dir), dict(cfg.wandb or {}))  # runs land in <results>/wandb/offline-run-*
     compute(sweep, [r for r in pending if r.spec.mode == "finetune" or owners[r.spec.task] == procs.index],
-            rows, procs, wb, progress)
+            rows, procs, tracker, progress)
     procs.wait()  # every process's records are in the store now
     records = collect(sweep, runs)
     if procs.count > 1:
@@ -114,7 +114,7 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, wandb_on: bo
         copied = sum(1 for rec in found if rec is not None and rec.get("migrated_from"))
         log(f"glue sweep: {len(pending)} runs done now, {len(runs) - len(pending)} already in {results_dir}"
             + (f" ({copied} copied from a record of the same plan)" if copied else ""))
-    where = wb.where()
+    where = tracker.finish()
     if where:
         log(where)
     return SweepOutcome(records, len(pending), len(runs) - len(pending), time.perf_counter() - start,
@@ -158,12 +158,12 @@ def find_records(sweep: Sweep, runs: list[Run], keep_copies: bool) -> list[dict 
     return out
 
 
-def compute(sweep: Sweep, runs: list[Run], rows: dict, procs: Processes, wb: WandbRuns, progress: bool) -> None:
+def compute(sweep: Sweep, runs: list[Run], rows: dict, procs: Processes, tracker: Tracker, progress: bool) -> None:
     """Fine-tunes, then probes, of ``runs``, task by task; each record is written as it is done.
     A fine-tune runs on every process; the main process alone writes its record and W&B run."""
     from tqdm.auto import tqdm
 
-    cfg, off = sweep.cfg, WandbRuns(False, {}, Path())
+    cfg, off = sweep.cfg, Tracker(False, Path())
     with tqdm(total=len(runs), desc="glue sweep", unit="run", disable=not progress, file=sys.stderr) as bar:
         def put(run: Run, rec: dict, writer: bool = True) -> None:
             if writer:
@@ -179,10 +179,10 @@ def compute(sweep: Sweep, runs: list[Run], rows: dict, procs: Processes, wb: Wan
                 raise UserError(f"GLUE {task} data changed during the sweep")
             bar.set_postfix_str(f"{mode} {task}")
             if mode == "finetune":
-                finetune_step(cfg.model, group, td, hp, parts, wb if procs.is_main else off,
+                finetune_step(cfg.model, group, td, hp, parts, tracker if procs.is_main else off,
                               lambda run, rec: put(run, rec, procs.is_main))
             else:
-                probe_step(cfg.model, sweep.encoder, group, td, hp, sweep.pooling, parts, wb, put)
+                probe_step(cfg.model, sweep.encoder, group, td, hp, sweep.pooling, parts, tracker, put)
 
 
 def _by_task(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from glue_painters.plans import Plan
+from glue_painters.sweep import with_baseline
 from glue_painters.variants import VariantSpec
 
 from .config import GlueSweepConfig
@@ -67,13 +68,15 @@ class Run:
 
 
 def expand(cfg: GlueSweepConfig, num_layers: int) -> list[RunSpec]:
-    """Every run of the config, mode by mode, task by task, row by row, seed by seed. Without
-    ``permutation_seeds`` a random row takes the run's training seed as its permutation."""
+    """Every run of the config, mode by mode, task by task, row by row, seed by seed, the full
+    model's rows first when the grid does not name them (every sweep's baseline rule:
+    ``glue_painters.sweep.with_baseline``). Without ``permutation_seeds`` a random row takes the
+    run's training seed as its permutation."""
     out: dict[RunSpec, None] = {}
     follow = cfg.permutation_seeds is None
     for mode in cfg.modes:
         seeds = cfg.setting(mode, "seeds")
-        rows = cfg.specs(num_layers, [seeds[0]] if follow else None)
+        rows = with_baseline(cfg.specs(num_layers, [seeds[0]] if follow else None))  # full: what a summary compares with
         for task in cfg.tasks:
             for spec in rows:
                 for seed in seeds:

@@ -16,6 +16,7 @@ from typing import Callable
 
 from glue_painters.errors import UserError
 from glue_painters.results import ResultsStore, atomic_write_json
+from glue_painters.tracking import Tracker
 
 from .data import TaskData, prepare_task
 from .finetune import finetune
@@ -24,7 +25,7 @@ from .probe import fill_feature_cache, probe
 from .records import TRACK, KeyParts, make_record, relabel
 from .runs import Run, RunSpec
 from .saved_model import save_finetuned
-from .wandb_runs import WandbRuns
+from . import wandb_runs
 
 Put = Callable[[Run, dict], None]
 
@@ -38,7 +39,7 @@ def same_computation(runs: list[Run]) -> list[list[Run]]:
 
 
 def finetune_run(model_name: str, spec: RunSpec, plan, td: TaskData, hp: FinetuneHParams, parts: KeyParts,
-                 wb: WandbRuns, model=None, tokenizer=None, output_dir=None, save_steps=None, resume=None,
+                 tracker: Tracker, model=None, tokenizer=None, output_dir=None, save_steps=None, resume=None,
                  progress: bool = False) -> dict:
     """Fine-tune and score one run; returns its record (not written). The model is loaded with the
     run's seed set (its head is initialised from it) unless given; checkpoints go to
@@ -50,19 +51,19 @@ def finetune_run(model_name: str, spec: RunSpec, plan, td: TaskData, hp: Finetun
     if model is None:
         set_seed(spec.seed)
         model, tokenizer = load(model_name, "sequence-classification", num_labels=td.task.num_labels)
-    run = wb.start(spec, plan, parts, model_name)
+    run = wandb_runs.start(tracker, spec, plan, parts, model_name)
     try:
         with _folder(output_dir) as out:
             res = finetune(model, plan, td.task, td.train, td.evals, hp, spec.seed, out, tokenizer=tokenizer,
                            report_to=["wandb"] if run is not None else "none", save_steps=save_steps,
                            resume=resume, progress=progress)
     except BaseException:
-        wb.finish(run, None, failed=True)
+        tracker.finish_run(run, None, failed=True)
         raise
     rec = make_record(spec, plan, model_name, td.sizes, res,
                       {"train_loss": res["train_loss"], "steps": res["steps"], "train_time_s": res["train_time_s"],
                        "time_s": res["train_time_s"] + res["eval_time_s"], "processes": res.get("processes", 1)})
-    wb.finish(run, rec)
+    tracker.finish_run(run, rec)
     return rec
 
 
@@ -73,20 +74,20 @@ def _folder(output_dir):
 
 
 def finetune_step(model_name: str, runs: list[Run], td: TaskData, hp: FinetuneHParams, parts: KeyParts,
-                  wb: WandbRuns, put: Put) -> None:
+                  tracker: Tracker, put: Put) -> None:
     """Fine-tune each distinct (plan, seed) of a task's pending runs once; every run gets a record."""
     for group in same_computation(runs):
         first = group[0]
-        rec = finetune_run(model_name, first.spec, first.plan, td, hp, parts, wb)
+        rec = finetune_run(model_name, first.spec, first.plan, td, hp, parts, tracker)
         put(first, rec)
         for run in group[1:]:
             twin = relabel(rec, run.spec)
             put(run, twin)
-            wb.log_record(run.spec, run.plan, parts, model_name, twin)
+            wandb_runs.log_record(tracker, run.spec, run.plan, parts, model_name, twin)
 
 
 def probe_step(model_name: str, encoder, runs: list[Run], td: TaskData, hp: ProbeHParams, pooling: str,
-               parts: KeyParts, wb: WandbRuns, put: Put) -> None:
+               parts: KeyParts, tracker: Tracker, put: Put) -> None:
     """Probe a task's pending runs: the features of all their plans in one pass (shared prefixes
     once, ``probe.fill_feature_cache``), then per plan every seed's head at once."""
     by_plan: dict[str, list[Run]] = {}
@@ -102,11 +103,11 @@ def probe_step(model_name: str, encoder, runs: list[Run], td: TaskData, hp: Prob
                     cache_key=(plan.hash, td.task.name), progress=False)
         for run in group:
             res = out[run.spec.seed]
-            wb_run = wb.start(run.spec, plan, parts, model_name)
-            wb.log_losses(wb_run, res["train_losses"])
+            wb_run = wandb_runs.start(tracker, run.spec, plan, parts, model_name)
+            tracker.log_losses(wb_run, res["train_losses"])
             rec = make_record(run.spec, plan, model_name, td.sizes, res, {"time_s": res["time_s"], "pooling": pooling})
             put(run, rec)
-            wb.finish(wb_run, rec)
+            tracker.finish_run(wb_run, rec)
 
 
 def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_train=None, sample=None,
@@ -146,8 +147,8 @@ def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_tr
     subset = {"train": limit_train, "eval": sample, "seed": subset_seed} | ({"eval_first": limit} if limit else {})
     parts = KeyParts(weights_fingerprint(model.base_model), hp.key_dict(world_size()), subset, td.sources)
     ckpt = _checkpoint(output_dir, resume)
-    wb = WandbRuns(wandb_on and is_main_process(), wandb_settings, Path(results or output_dir))
-    rec = finetune_run(spec.model, spec, plan, td, hp, parts, wb, model=model, tokenizer=tok, output_dir=output_dir,
+    tracker = Tracker(wandb_on and is_main_process(), Path(results or output_dir), dict(wandb_settings or {}))
+    rec = finetune_run(spec.model, spec, plan, td, hp, parts, tracker, model=model, tokenizer=tok, output_dir=output_dir,
                        save_steps=save_steps, resume=ckpt, progress=progress)
     if is_main_process():
         if save_model:  # before metrics.json: a folder with metrics.json holds its model
@@ -155,8 +156,9 @@ def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_tr
         atomic_write_json(Path(output_dir) / "metrics.json", rec)
         if results:
             ResultsStore(results).put(TRACK, parts.key(spec, plan), rec)
-    if wb.where():
-        print(wb.where(), file=sys.stderr)
+    where = tracker.finish()
+    if where:
+        print(where, file=sys.stderr)
     return rec if is_main_process() else None  # one record, printed once, whatever the process count
 
 

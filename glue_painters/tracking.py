@@ -105,6 +105,25 @@ class Tracker:
         finally:
             run.finish()
 
+    @staticmethod
+    def log_losses(run, losses: list[float]) -> None:
+        """A training loss per epoch, as ``train/loss`` against ``train/epoch`` (the names Trainer's
+        curves have, so runs trained by Trainer and by our own loop compare)."""
+        if run is None:
+            return
+        for epoch, loss in enumerate(losses, 1):
+            run.log({"train/loss": loss, "train/epoch": epoch})
+
+    @staticmethod
+    def finish_run(run, record: dict | None, failed: bool = False) -> None:
+        """Close a live run; with its record, the record's scores as ``eval/*`` and in its summary."""
+        if run is None:
+            return
+        if record is not None:
+            run.log({f"eval/{k}": v for k, v in record["metrics"].items()} | {"eval/score": record["score"]})
+            run.summary.update({**record["metrics"], "score": record["score"]})
+        run.finish(exit_code=1 if failed else 0)
+
     def finish(self) -> str | None:
         """The line telling the user where the runs are and how to upload them (None if none)."""
         if not self.enabled or not self.started:

@@ -178,7 +178,7 @@ def test_eval_curves_while_fine_tuning_without_changing_the_scores(tmp_path, tin
 
 def test_eval_curves_in_a_sweep_and_the_probes_head_loss(tmp_path, tiny_dir):
     data = toy_rte(tmp_path / "data")
-    common = dict(model=str(tiny_dir), variants=["skip"], n=[1], seeds=[0])
+    common = dict(model=str(tiny_dir), variants=["full"], n=[1], seeds=[0])
     plain = write_config(tmp_path / "plain.yaml", **common, modes=["finetune"],
                          finetune={"epochs": 2, "max_length": 32, "batch_size": 8})
     curves = write_config(tmp_path / "curves.yaml", **common, finetune={"epochs": 2, "max_length": 32, "batch_size": 8,

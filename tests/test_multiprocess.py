@@ -159,7 +159,7 @@ def test_glue_sweep_on_2_processes_writes_each_record_and_wandb_run_once(tmp_pat
 
     assert main(args(tmp_path / "one")) == 0
     one = records(tmp_path / "one")
-    assert len(one) == 1 * 2 * 2  # plans x tasks x modes, one seed
+    assert len(one) == 2 * 2 * 2  # plans (skip and the baseline full) x tasks x modes, one seed
     capsys.readouterr()
     done = _launch(TORCHRUN + ["2"], args(tmp_path / "two"))
     assert done.returncode == 0, done.stderr[-3000:]

@@ -95,10 +95,11 @@ def test_both_tracks_read_the_grid_keys_the_same_way(track):
 def test_glue_random_follows_the_training_seed_unless_permutation_seeds_are_given():
     base = {"model": "m", "variants": ["random"], "n": [1], "tasks": ["rte"], "modes": ["probe"], "seeds": [0, 1]}
     runs = glue_expand(GlueSweepConfig.from_mapping(base), 6)
-    assert [(r.label, r.seed) for r in runs] == [("random:n=1,seed=0", 0), ("random:n=1,seed=1", 1)]
+    full = [("full", 0), ("full", 1)]  # every sweep has its baseline, as the decoder track's always had
+    assert [(r.label, r.seed) for r in runs] == full + [("random:n=1,seed=0", 0), ("random:n=1,seed=1", 1)]
     runs = glue_expand(GlueSweepConfig.from_mapping(dict(base, permutation_seeds=[5, 6])), 6)
-    assert [(r.label, r.seed) for r in runs] == [("random:n=1,seed=5", 0), ("random:n=1,seed=5", 1),
-                                                 ("random:n=1,seed=6", 0), ("random:n=1,seed=6", 1)]
+    assert [(r.label, r.seed) for r in runs] == full + [("random:n=1,seed=5", 0), ("random:n=1,seed=5", 1),
+                                                        ("random:n=1,seed=6", 0), ("random:n=1,seed=6", 1)]
 
 
 @pytest.mark.parametrize("over,needle", [
