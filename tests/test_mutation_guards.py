@@ -484,6 +484,54 @@ def test_a_two_member_group_runs_batched_and_keeps_its_stack():
         (cls,) = {id(c): c for c in runner.classes.values()}.values()
         assert cls.broken is None and len(cls.positions) == 2
         stack = cls._stack
+        assert stack is not None  # inference: the stacked copy is kept (not re-stacked per call)
         _logits(model, ids)
         assert cls._stack is stack  # nothing changed: the stacked copy is reused, not rebuilt
     torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+
+
+def test_generation_orders_every_request_and_keeps_at_least_one_prompt_token():
+    from decoder_eval.generation import Generator
+    from decoder_eval.tasks import GenerationRequest
+    from glue_painters.errors import UserError
+
+    model, tok = tiny_lm("llama"), byte_tokenizer()
+    gen = Generator(model, tok, batch_size=2)
+    top = gen.encoder.max_length
+    requests = [GenerationRequest("a b c", ("\n",), 4), GenerationRequest("d", (".",), 4),
+                GenerationRequest("e f", ("\n",), 4), GenerationRequest("g h i j", (".",), top - 1)]
+    prepared = gen.prepare(requests)
+    assert sorted(prepared.order) == [0, 1, 2, 3]  # every group's requests, in its order
+    last = [b for b in prepared.batches if 3 in b[2]][0]
+    assert last[0].shape[1] == 1  # top - 1 new tokens leave room for one prompt token
+    with pytest.raises(UserError, match="leaves no room"):
+        gen.prepare([GenerationRequest("x", ("\n",), top)])
+
+
+def test_a_scorer_takes_a_batch_of_one_and_refuses_zero():
+    model, tok = tiny_lm("llama"), byte_tokenizer()
+    assert LoglikelihoodScorer(model, tok, batch_size=1).batch_size == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        LoglikelihoodScorer(model, tok, batch_size=0)
+
+
+def test_the_sharing_check_names_the_model_and_timing_names_the_phases():
+    model, tok = tiny_lm("gpt2"), byte_tokenizer()
+    scorer = LoglikelihoodScorer(model, tok)
+    groups = [[LoglikelihoodRequest("abc", "de")]]
+    with pytest.warns(UserWarning, match="^GPT2LMHeadModel: running a plan in pieces differs"):
+        scorer.score(scorer.prepare(groups), [variants.full(T)])
+    llama = LoglikelihoodScorer(tiny_lm("llama"), tok)
+    llama.timing = {}
+    llama.score(llama.prepare(groups), [variants.skip(T, 2), variants.skip(T, 1)])
+    assert {"prefix", "suffix", "lm_head"} <= set(llama.timing)
+
+
+def test_rows_are_filled_to_about_their_capacity():
+    tok = byte_tokenizer()
+    enc = Encoder(tok, tiny_lm("llama").config)
+    groups = [[enc.pair("context %d" % i, " yes"), enc.pair("context %d" % i, " no")] for i in range(12)]
+    rows = build_rows(groups, enc, pack=True, window=None, row_tokens=40)
+    total = sum(len(r.tokens) for r in rows)
+    assert len(rows) == -(-total // 40) > 1
+    assert max(len(r.tokens) for r in rows) - min(len(r.tokens) for r in rows) <= 15
