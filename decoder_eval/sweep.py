@@ -11,10 +11,12 @@ after its task's pass, a sweep killed anywhere resumes with no record lost or du
 ``log_samples`` the per-item outputs go to a JSON Lines file next to the record, written
 (atomically) before the record itself, so a record always has its samples.
 
-Under ``accelerate launch`` or torchrun every process reads the store, waits for the others, then
-evaluates its own share of the pending (plan, task) pairs (``share_work`` over ``prefix_groups``,
-the same split computed independently by every process) and writes those records alone; after a
-last wait each returns the whole sweep. One process alone makes no process group.
+The loop is the library's (``glue_painters.sweep.run_steps``, the GLUE track's too): pending (plan,
+task) pairs, shared across processes, evaluated, records. Under ``accelerate launch`` or torchrun
+every process reads the store, waits for the others, then evaluates its own share of the pending
+pairs (``share_work`` over ``prefix_groups``, the same split computed independently by every
+process) and writes those records alone; after a last wait each returns the whole sweep. One
+process alone makes no process group.
 
 LoRA healing (``decoder_eval/heal.py``, later) evaluates its own model per plan with
 ``evaluate.evaluate_plan(s)`` and stores each result with ``save_result(..., healed=True,
@@ -37,7 +39,7 @@ from glue_painters.models.aliases import identity
 from glue_painters.plans import Plan
 from glue_painters.results import ResultsStore, atomic_write_text, process_state, record_key, share_work
 from glue_painters.rewire import num_layers
-from glue_painters.sweep import SweepOutcome, model_fingerprint  # noqa: F401 - model_fingerprint: re-exported
+from glue_painters.sweep import SweepOutcome, Steps, model_fingerprint, run_steps  # noqa: F401 - SweepOutcome: re-exported
 from glue_painters.tracking import Tracker, run_config, run_group
 from glue_painters.upstream import warn_untested
 from glue_painters.variants import VariantSpec
@@ -161,33 +163,36 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples:
     specs = expand(cfg, num_layers(model))  # bad N/k/i fail here, before any record
     fingerprint = model_fingerprint(model)
     store = ResultsStore(results_dir)
-    if state.is_main_process:
-        store.clean_stale()  # temporaries of killed writers; a live writer's are kept
-    todo, found = _pending(store, fingerprint, specs, data, dtype)
-    pending_count = sum(len(v) for v in todo.values())
-    state.wait_for_everyone()  # every process has seen the same store before anyone writes to it
     evaluator = Evaluator(model, tokenizer, batch_size or cfg.batch_size)
-    if state.num_processes > 1:
-        todo = _my_share(todo, data, evaluator, state)
     config_record = {"source": cfg.source, **cfg.raw, "device": device, "dtype": dtype,
                      "batch_size": batch_size or cfg.batch_size, "data_dir": str(data_dir) if data_dir else None}
     extra = {"device": device} | ({"process": state.process_index} if state.num_processes > 1 else {})
     tracker = Tracker(wandb, Path(store.root), dict(cfg.wandb or {}))  # runs in <results>/wandb/offline-run-*
-    write = _writer(store, cfg, config_record, extra, found, _logged(tracker, cfg, on_record))
+    written: dict[str, dict] = {}
+    write = _writer(store, cfg, config_record, extra, written, _logged(tracker, cfg, on_record))
     resume = (store.root / TRACK, {"model": fingerprint, "dtype": dtype, "code": SCORING_VERSION,
                                    "batch_size": batch_size or cfg.batch_size, "process": state.process_index})
-    _evaluate(evaluator, data, todo, write, cfg, log_samples, progress and state.is_main_process, device, resume)
-    state.wait_for_everyone()  # the other processes' records are all in the store now
-    ordered = []
-    for name in data:
-        for s in specs:
-            key = key_fields(fingerprint, s, name, data[name].subset, dtype)
-            ordered.append(found.get(record_key(key)) or store.get(TRACK, key))
-    missing = sum(r is None for r in ordered)
-    if missing:  # pragma: no cover - a process died without its launcher stopping the others
-        raise UserError(f"{missing} records of the sweep are missing from {store.root}; run it again to resume")
-    return SweepOutcome(ordered, pending_count, len(ordered) - pending_count, time.perf_counter() - start,
-                        specs, list(data), tracker.finish())
+
+    def compute(runs: list[tuple[str, PlanSpec, dict]]) -> None:
+        _evaluate(evaluator, data, _by_task(runs), write, cfg, log_samples, progress and state.is_main_process,
+                  device, resume)
+
+    def share(runs, procs) -> list:
+        mine = _my_share(_by_task(runs), data, evaluator, procs)
+        return [(name, spec, key) for name, pairs in mine.items() for spec, key in pairs]
+
+    runs = [(name, s, key_fields(fingerprint, s, name, data[name].subset, dtype)) for name in data for s in specs]
+    steps = Steps(runs, find=lambda run: store.get(TRACK, run[2]), share=share, compute=compute,
+                  read=lambda run: written.get(record_key(run[2])) or store.get(TRACK, run[2]))
+    return run_steps(steps, store=store, procs=state, tracker=tracker, started=start, specs=specs, tasks=list(data))
+
+
+def _by_task(runs: list[tuple[str, PlanSpec, dict]]) -> dict[str, list[tuple[PlanSpec, dict]]]:
+    """Runs as the engine takes them: per task, (row, key) pairs in order."""
+    todo: dict[str, list[tuple[PlanSpec, dict]]] = {}
+    for name, spec, key in runs:
+        todo.setdefault(name, []).append((spec, key))
+    return todo
 
 
 def _pending(store: ResultsStore, fingerprint: str, specs: list[PlanSpec], data: Mapping[str, TaskData],

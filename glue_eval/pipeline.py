@@ -1,7 +1,7 @@
 """A GLUE sweep from its config: pending runs -> shared among processes -> fine-tunes -> probes ->
-records, the same shape as the decoder track's ``decoder_eval.sweep.run_sweep``.
+records, on the loop both tracks share (``glue_painters.sweep.run_steps``).
 
-``run_sweep`` is that list of steps. Each run of the config (``runs.expand``) has one record per
+``run_sweep`` fills that loop in with this track's own steps. Each run of the config (``runs.expand``) has one record per
 label (``records``); the runs whose record is missing are pending, unless a record of the same
 computation can be copied (an old-format record keyed by plan, or another label's). Runs that
 build the same plan with the same seed are computed once (``steps``). Under ``accelerate launch``
@@ -19,7 +19,7 @@ from glue_painters.errors import UserError
 from glue_painters.results import DEFAULT_ROOT, ResultsStore, record_key
 from glue_painters.rewire import num_layers
 from glue_painters.upstream import warn_untested
-from glue_painters.sweep import SweepOutcome
+from glue_painters.sweep import Steps, SweepOutcome, run_steps
 
 from . import tasks as T
 from .config import SweepConfig
@@ -92,33 +92,30 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, wandb_on: bo
     if not procs.is_main:
         progress, log = False, (lambda message: None)
     sweep = open_sweep(cfg, results_dir, data_dir, procs.count)
-    if procs.is_main and not dry:
-        sweep.store.clean_stale()  # temporaries of killed writers; a live writer's are kept
     runs = sweep.runs()
-    found = find_records(sweep, runs, keep_copies=not dry and procs.is_main)
     if dry:
-        kept = [rec for rec in found if rec is not None]
+        kept = [rec for rec in find_records(sweep, runs, keep_copies=False) if rec is not None]
         return SweepOutcome(kept, 0, len(kept), time.perf_counter() - start, [run.spec for run in runs], list(cfg.tasks))
-    pending = [run for run, rec in zip(runs, found) if rec is None]
     log(_intro(sweep, runs))
-    procs.wait()  # every process has looked in the store before anyone writes to it
     owners = _probe_owners([run.spec for run in runs], procs.count)
     tracker = Tracker(wandb_on, Path(results_dir), dict(cfg.wandb or {}))  # runs land in <results>/wandb/offline-run-*
-    compute(sweep, [r for r in pending if r.spec.mode == "finetune" or owners[r.spec.task] == procs.index],
-            rows, procs, tracker, progress)
-    procs.wait()  # every process's records are in the store now
-    records = collect(sweep, runs)
+    finder = RecordFinder(sweep.store)
+    steps = Steps(runs, find=lambda run: _find(sweep, finder, run, keep_copy=procs.is_main),
+                  share=lambda pending, procs: [r for r in pending if r.spec.mode == "finetune"
+                                                or owners[r.spec.task] == procs.index],
+                  compute=lambda mine: compute(sweep, mine, rows, procs, tracker, progress),
+                  read=lambda run: sweep.store.get(TRACK, run.key))
+    outcome = run_steps(steps, store=sweep.store, procs=procs, tracker=tracker, started=start,
+                        specs=[run.spec for run in runs], tasks=cfg.tasks)
     if procs.count > 1:
-        log(f"glue sweep: {procs.count} processes; {len(records)} runs of the sweep in {results_dir}")
+        log(f"glue sweep: {procs.count} processes; {len(outcome.records)} runs of the sweep in {results_dir}")
     else:
-        copied = sum(1 for rec in found if rec is not None and rec.get("migrated_from"))
-        log(f"glue sweep: {len(pending)} runs done now, {len(runs) - len(pending)} already in {results_dir}"
+        copied = sum(1 for rec in outcome.records if rec.get("migrated_from"))
+        log(f"glue sweep: {outcome.written} runs done now, {outcome.skipped} already in {results_dir}"
             + (f" ({copied} copied from a record of the same plan)" if copied else ""))
-    where = tracker.finish()
-    if where:
-        log(where)
-    return SweepOutcome(records, len(pending), len(runs) - len(pending), time.perf_counter() - start,
-                        [run.spec for run in runs], list(cfg.tasks), where)
+    if outcome.wandb:
+        log(outcome.wandb)
+    return outcome
 
 
 def read_rows(cfg: SweepConfig, data_dir) -> dict:
@@ -145,17 +142,18 @@ def find_records(sweep: Sweep, runs: list[Run], keep_copies: bool) -> list[dict 
     """Each run's record: its own, else a copy of the same computation's (written when
     ``keep_copies``), else None: the run is pending."""
     finder = RecordFinder(sweep.store)
-    out = []
-    for run in runs:
-        rec = finder.own(run.key)
-        if rec is None:
-            rec = finder.copy(run.spec, run.key)
-            if rec is not None and keep_copies:
-                sweep.store.put(TRACK, run.key, rec)
-            if rec is not None:
-                rec = dict(rec, key=run.key, key_hash=record_key(run.key), track=TRACK)
-        out.append(rec)
-    return out
+    return [_find(sweep, finder, run, keep_copies) for run in runs]
+
+
+def _find(sweep: Sweep, finder: RecordFinder, run: Run, keep_copy: bool) -> dict | None:
+    rec = finder.own(run.key)
+    if rec is None:
+        rec = finder.copy(run.spec, run.key)
+        if rec is not None and keep_copy:
+            sweep.store.put(TRACK, run.key, rec)
+        if rec is not None:
+            rec = dict(rec, key=run.key, key_hash=record_key(run.key), track=TRACK)
+    return rec
 
 
 def compute(sweep: Sweep, runs: list[Run], rows: dict, procs: Processes, tracker: Tracker, progress: bool) -> None:
@@ -190,15 +188,6 @@ def _by_task(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
     for run in runs:
         groups.setdefault((run.spec.mode, run.spec.task), []).append(run)
     return groups
-
-
-def collect(sweep: Sweep, runs: list[Run]) -> list[dict]:
-    """Every run's record, read back from the store (written by whichever process ran it)."""
-    records = [sweep.store.get(TRACK, run.key) for run in runs]
-    missing = sum(rec is None for rec in records)
-    if missing:  # pragma: no cover - a process died without its launcher stopping the others
-        raise UserError(f"{missing} records of the sweep are missing from {sweep.store.root}; run it again to resume")
-    return records
 
 
 def _intro(sweep: Sweep, runs: list[Run]) -> str:

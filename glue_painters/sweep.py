@@ -10,8 +10,10 @@ rows (tasks, modes, seeds), its scoring or training, and its record keys.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from .plans import Plan
+from .processes import Processes
 from .variants import VariantSpec
 
 
@@ -103,3 +105,41 @@ def model_fingerprint(model, scheme: str = "file") -> str:
         return source_of(model).fingerprint
     except UserError:  # built in memory (tests) or loaded some other way
         return config_weights_fingerprint(model)
+
+
+# ---- the loop ----------------------------------------------------------------------------------------
+@dataclass
+class Steps:
+    """What a track fills in to run a sweep: its runs (rows crossed with its own axes), in the
+    order the records are returned, and four functions of them."""
+
+    runs: list
+    find: Callable[[Any], dict | None]            # a run's record already in the store (or a copy), else None
+    share: Callable[[list, Processes], list]      # of the pending runs, those this process computes
+    compute: Callable[[list], None]               # compute runs and write their records
+    read: Callable[[Any], dict | None]            # a run's record, once every process has written its own
+
+
+def run_steps(steps: Steps, *, store, procs: Processes, tracker, started: float, specs: list,
+              tasks: list[str]) -> SweepOutcome:
+    """rows -> pending -> shares across processes -> compute -> records -> the outcome, the same in
+    both tracks. Every process runs this: each looks in the store, waits for the others (so no one
+    has written yet), computes its share (``share_work``, the same split computed by every process
+    alone), waits again, and returns the whole sweep's records."""
+    import time
+
+    from .errors import UserError
+
+    if procs.is_main_process:
+        store.clean_stale()  # temporaries of killed writers; a live writer's are kept
+    found = [steps.find(run) for run in steps.runs]
+    pending = [run for run, rec in zip(steps.runs, found) if rec is None]
+    procs.wait_for_everyone()  # every process has seen the same store before anyone writes to it
+    steps.compute(steps.share(pending, procs) if procs.num_processes > 1 else pending)
+    procs.wait_for_everyone()  # the other processes' records are all in the store now
+    records = [rec if rec is not None else steps.read(run) for run, rec in zip(steps.runs, found)]
+    missing = sum(rec is None for rec in records)
+    if missing:  # pragma: no cover - a process died without its launcher stopping the others
+        raise UserError(f"{missing} records of the sweep are missing from {store.root}; run it again to resume")
+    return SweepOutcome(records, len(pending), len(records) - len(pending), time.perf_counter() - started,
+                        list(specs), list(tasks), tracker.finish())

@@ -53,3 +53,29 @@ def test_one_process_state_one_tracker_one_fingerprint_one_row_type():
     bert = BertModel(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
                                 intermediate_size=8, max_position_embeddings=16))
     assert weights_fingerprint(bert) == sweep.model_fingerprint(bert, "tensors") == tensors_fingerprint(bert)
+
+
+def test_both_tracks_run_the_one_loop(tmp_path):
+    """rows -> pending -> shares -> compute -> records: ``run_steps``, filled in by each track."""
+    from glue_painters.results import ResultsStore
+
+    assert decoder_sweep.run_steps is glue_pipeline.run_steps is sweep.run_steps
+    store = ResultsStore(tmp_path)
+    store.put("t", {"run": 1}, {"score": 1})
+    computed = []
+
+    def compute(runs):
+        computed.extend(runs)
+        for run in runs:
+            store.put("t", {"run": run}, {"score": run})
+
+    class Off:
+        def finish(self):
+            return None
+
+    steps = sweep.Steps([0, 1, 2], find=lambda run: store.get("t", {"run": run}), share=lambda pending, procs: [],
+                        compute=compute, read=lambda run: store.get("t", {"run": run}))
+    out = sweep.run_steps(steps, store=store, procs=processes.Processes(), tracker=Off(), started=0.0,
+                          specs=["a"], tasks=["t"])
+    assert computed == [0, 2] and [r["score"] for r in out.records] == [0, 1, 2]  # alone: no share taken
+    assert (out.written, out.skipped, out.specs, out.tasks) == (2, 1, ["a"], ["t"])
