@@ -52,6 +52,7 @@ MODULES = [  # the core, the decoder engine, the statistics
 TESTS = [  # the fast test files that exercise them (not the real-model or report suites)
     "tests/test_plans.py", "tests/test_stats.py", "tests/test_rewire.py", "tests/test_rewire_batched.py",
     "tests/test_decoder_engine.py", "tests/test_mutation_guards.py",
+    "tests/test_mutation_guards_survivors.py",
 ]
 # The tests parametrized over every tiny architecture run, in a mutation run, on these (one of each
 # kind the core treats differently: rotary, absolute positions, sliding windows, MoE, latent
