@@ -10,13 +10,13 @@ only training runs have. Example (``configs/glue/*.yaml``)::
     # limit: 256                     # ... or the first 256 rows, as in every sweep config (not both)
     modes: [finetune, probe]
     seeds: [0, 1, 2]                 # training seeds, the values (or seed_count: 3)
-    limit_train: 512                 # training rows (fixed random subset; null = all)
+    sample_train: 512                 # training rows (fixed random subset; null = all)
     subset_seed: 0
     finetune: {learning_rate: 2.0e-5, batch_size: 32, epochs: 3, max_length: 128, seeds: [0]}
     probe: {learning_rate: 3.0e-2, batch_size: 32, epochs: 3, max_length: 128, pooling: auto}
     wandb: {project: glue-painters}
 
-A ``finetune:``/``probe:`` section may override ``seeds``/``seed_count``, ``limit_train``,
+A ``finetune:``/``probe:`` section may override ``seeds``/``seed_count``, ``sample_train``,
 ``limit`` and ``sample`` for its mode.
 
 ``limit`` is the first N rows of each evaluation split, as ``limit`` is the first N documents in
@@ -45,7 +45,7 @@ MODES = ("finetune", "probe")
 N_VARIANTS = ("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel")
 SWEEP_VARIANTS = ("full",) + N_VARIANTS
 DEFAULT_TASKS = ("cola", "sst2", "mrpc", "stsb", "rte", "wnli")
-MODE_SETTINGS = ("seeds", "seed_count", "limit_train", "limit", "sample")
+MODE_SETTINGS = ("seeds", "seed_count", "sample_train", "limit", "sample")
 
 
 def _modes(v, where):
@@ -69,11 +69,15 @@ def _section(v, where):
         raise UserError(f"{where} must be a mapping of settings, got {v!r}")
     if "limit_eval" in v:
         raise UserError(f"{where}: 'limit_eval' is gone: {LIMIT_EVAL}")
+    if "limit_train" in v:
+        raise UserError(f"{where}: 'limit_train' is gone: {LIMIT_TRAIN}")
     return dict(v)
 
 
 LIMIT_EVAL = ("'sample: N' is a fixed random subset of N evaluation rows (what 'limit_eval' was), "
               "'limit: N' the first N rows")
+# 'limit' means the first N everywhere, so a random subset of training rows is spelled 'sample' too
+LIMIT_TRAIN = "'sample_train: N' is the same fixed random subset of N training rows"
 
 
 def read_training_seeds(v, where) -> list[int]:
@@ -95,7 +99,7 @@ def read_seed_count(v, where) -> list[int]:
 class GlueSweepConfig(SweepConfig):
     modes: list[str] = field(default_factory=lambda: list(MODES))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    limit_train: int | None = None
+    sample_train: int | None = None
     sample: dict[str, int | None] = field(default_factory=dict)
     seed_count: list[int] | None = None
     subset_seed: int = 0
@@ -115,15 +119,16 @@ class GlueSweepConfig(SweepConfig):
         "seed_count": Key("training seeds 0..count-1, instead of listing them in 'seeds'", read_seed_count),
         "sample": Key("evaluation rows per split as a fixed random subset (seeded by subset_seed): a number, or "
                       "{default: N, <task>: N}; instead of 'limit' (the first N rows)", read_limit_shape),
-        "limit_train": Key("training rows per task: a fixed random subset (default: all)", read_positive),
+        "sample_train": Key("training rows per task: a fixed random subset (default: all)", read_positive),
         "subset_seed": Key("seed of the fixed random subsets (default 0)", _int),
         "finetune": Key("fine-tuning settings (learning_rate, batch_size, epochs, ...; seeds/seed_count/"
-                        "limit_train/limit/sample override the top level)", _section),
+                        "sample_train/limit/sample override the top level)", _section),
         "probe": Key("probe settings (learning_rate, batch_size, epochs, pooling, ...; seeds/seed_count/"
-                     "limit_train/limit/sample override the top level)", _section),
+                     "sample_train/limit/sample override the top level)", _section),
     }
     RENAMED: ClassVar[dict[str, str]] = {
         "limit_eval": "gone: " + LIMIT_EVAL,
+        "limit_train": "gone: " + LIMIT_TRAIN,
     }
 
     @classmethod
@@ -149,8 +154,8 @@ class GlueSweepConfig(SweepConfig):
                 checked["seeds"] = read_training_seeds(over["seeds"], f"{where}: {mode}: 'seeds'")
             if "seed_count" in over:
                 checked["seeds"] = read_seed_count(over["seed_count"], f"{where}: {mode}: 'seed_count'")
-            if "limit_train" in over:
-                checked["limit_train"] = read_positive(over["limit_train"], f"{where}: {mode}: 'limit_train'")
+            if "sample_train" in over:
+                checked["sample_train"] = read_positive(over["sample_train"], f"{where}: {mode}: 'sample_train'")
             for key in ("limit", "sample"):
                 if key in over:
                     checked[key] = read_limits(read_limit_shape(over[key], f"{where}: {mode}: '{key}'"), self.tasks,
@@ -168,7 +173,7 @@ class GlueSweepConfig(SweepConfig):
             setattr(self, f"{mode}_hp", hp)
 
     def setting(self, mode: str, name: str, task: str | None = None):
-        """``seeds``, ``limit_train``, ``limit`` or ``sample`` (of ``task``) for one mode: its section wins."""
+        """``seeds``, ``sample_train``, ``limit`` or ``sample`` (of ``task``) for one mode: its section wins."""
         over = self.overrides.get(mode, {})
         value = over[name] if name in over else getattr(self, name)
         return value[task] if name in ("limit", "sample") else value

@@ -37,7 +37,7 @@ def eval_rows(rows: list[dict], subset: dict) -> list[dict]:
     return rows if first is None else rows[:first]
 
 
-def prepare_task(task_name, tokenizer, max_length, data_dir, limit_train, limit_eval, subset_seed=0,
+def prepare_task(task_name, tokenizer, max_length, data_dir, sample_train, limit_eval, subset_seed=0,
                  loaded: dict | None = None, first_eval: int | None = None) -> TaskData:
     """Rows of every split (``loaded[(task, split)]`` if given, else read and checked now), subset,
     tokenized. ``limit_eval``: a fixed random subset of the evaluation rows (``sample``);
@@ -46,7 +46,7 @@ def prepare_task(task_name, tokenizer, max_length, data_dir, limit_train, limit_
     sources, sizes = {}, {}
     read = (lambda t, sp, d: loaded[(t.name, sp)]) if loaded is not None else T.load_rows
     rows, src = read(task, "train", data_dir)
-    rows = T.subset(rows, limit_train, subset_seed)
+    rows = T.subset(rows, sample_train, subset_seed)
     sources["train"], sizes["train"] = _file_sha(src), len(rows)
     train = T.tokenize(T.to_dataset(rows), task, tokenizer, max_length)
     evals = {}

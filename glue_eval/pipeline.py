@@ -52,7 +52,7 @@ class Sweep:
         (``sample``; ``limit`` meant it before ``sample`` existed, so old records keep their key);
         a first-N ``limit`` adds ``eval_first``, so its records are never taken for a sample's."""
         cfg = self.cfg
-        out = {"train": cfg.setting(mode, "limit_train"), "eval": cfg.setting(mode, "sample", task),
+        out = {"train": cfg.setting(mode, "sample_train"), "eval": cfg.setting(mode, "sample", task),
                "seed": cfg.subset_seed}
         first = cfg.setting(mode, "limit", task)
         return out | ({"eval_first": first} if first is not None else {})

@@ -110,7 +110,7 @@ def probe_step(model_name: str, encoder, runs: list[Run], td: TaskData, hp: Prob
             tracker.finish_run(wb_run, rec)
 
 
-def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_train=None, sample=None,
+def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, sample_train=None, sample=None,
                      output_dir=None, save_steps=None, resume=False, results=None, wandb_on=False,
                      subset_seed=0, wandb_settings=None, save_model: bool = True, limit=None,
                      progress: bool = True) -> dict | None:
@@ -143,8 +143,8 @@ def run_finetune_one(spec: RunSpec, hp: FinetuneHParams, data_dir=None, limit_tr
     if limit is not None and sample is not None:
         raise UserError("--limit (the first N rows) and --sample (a fixed random subset) both choose the evaluation "
                         "rows; give one")
-    td = prepare_task(task.name, tok, hp.max_length, data_dir, limit_train, sample, subset_seed, first_eval=limit)
-    subset = {"train": limit_train, "eval": sample, "seed": subset_seed} | ({"eval_first": limit} if limit else {})
+    td = prepare_task(task.name, tok, hp.max_length, data_dir, sample_train, sample, subset_seed, first_eval=limit)
+    subset = {"train": sample_train, "eval": sample, "seed": subset_seed} | ({"eval_first": limit} if limit else {})
     parts = KeyParts(weights_fingerprint(model.base_model), hp.key_dict(world_size()), subset, td.sources)
     ckpt = _checkpoint(output_dir, resume)
     tracker = Tracker(wandb_on and is_main_process(), Path(results or output_dir), dict(wandb_settings or {}))

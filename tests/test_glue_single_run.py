@@ -21,7 +21,7 @@ from test_glue_cli import offline, one_thread, records, tiny_dir, toy_rte, write
 
 def _argv(tiny_dir, data, out, *more):
     return ["--model", str(tiny_dir), "--task", "rte", "--output-dir", str(out), "--data-dir", str(data),
-            "--limit-train", "16", "--epochs", "1", "--batch-size", "8", "--max-length", "32", *more]
+            "--sample-train", "16", "--epochs", "1", "--batch-size", "8", "--max-length", "32", *more]
 
 
 def _eval_logits(model, tok, data, n=12):

@@ -85,7 +85,7 @@ def test_one_run_finetune_takes_limit_as_the_first_rows(tmp_path, tiny_dir):
 
     data = toy_rte(tmp_path / "data")
     assert ft.main(["--model", str(tiny_dir), "--task", "rte", "--output-dir", str(tmp_path / "run"), "--data-dir",
-                    str(data), "--limit-train", "8", "--limit", "5", "--epochs", "1", "--batch-size", "8",
+                    str(data), "--sample-train", "8", "--limit", "5", "--epochs", "1", "--batch-size", "8",
                     "--max-length", "32", "--results", str(tmp_path / "r"), "--quiet"]) == 0
     (rec,) = [json.loads(p.read_text()) for p in records(tmp_path / "r")]
     assert rec["sizes"]["validation"] == 5 and rec["key"]["subset"]["eval_first"] == 5

@@ -43,7 +43,7 @@ def test_accelerate_launch_without_multi_gpu_warns_in_one_line():
 
 
 def _ft(tiny_dir, data, out, *more):
-    return ["--model", str(tiny_dir), "--task", "rte", "--data-dir", str(data), "--limit-train", "16", "--epochs", "1",
+    return ["--model", str(tiny_dir), "--task", "rte", "--data-dir", str(data), "--sample-train", "16", "--epochs", "1",
             "--max-length", "32", "--quiet", "--output-dir", str(out), *more]
 
 

@@ -121,7 +121,7 @@ def test_glue_track_keys_are_checked_in_one_line(over, needle):
 
 def test_a_mode_section_overrides_seeds_and_limits_per_task():
     cfg = GlueSweepConfig.from_mapping({"model": "m", "tasks": ["rte", "mrpc"], "limit": {"default": 8, "mrpc": 4},
-                                        "limit_train": 32, "seed_count": 2,
+                                        "sample_train": 32, "seed_count": 2,
                                         "finetune": {"seeds": [0], "limit": 16, "epochs": 1}})
     assert cfg.setting("probe", "limit", "mrpc") == 4 and cfg.setting("probe", "limit", "rte") == 8
     assert cfg.setting("finetune", "limit", "mrpc") == 16 and cfg.setting("finetune", "seeds") == [0]
@@ -213,6 +213,7 @@ def test_glue_limit_is_the_first_rows_and_sample_a_random_subset(tmp_path):
 
 @pytest.mark.parametrize("argv, needle", [
     (["glue", "run", "c.yaml", "--limit-eval", "5"], "--limit-eval is gone: --sample N"),
+    (["glue", "run", "c.yaml", "--limit-train", "5"], "--limit-train is gone: --sample-train N"),
 ])
 def test_old_spellings_name_what_replaced_them(argv, needle, capsys):
     from painters.cli import main
@@ -220,3 +221,22 @@ def test_old_spellings_name_what_replaced_them(argv, needle, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2 and needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["top", "finetune"])
+def test_limit_train_is_refused_naming_sample_train(where):
+    """``limit`` means the first N in both tracks; a random subset of training rows is
+    ``sample_train`` (what ``limit_train`` was), and the old key says so in one line."""
+    from glue_eval.config import GlueSweepConfig
+
+    raw = {"model": "minilm", "tasks": ["rte"]}
+    if where == "top":
+        raw["limit_train"] = 8
+    else:
+        raw["finetune"] = {"limit_train": 8}
+    with pytest.raises(UserError, match="'limit_train' is gone: 'sample_train: N'"):
+        GlueSweepConfig.from_mapping(raw)
+    ok = dict(raw)
+    ok.pop("limit_train", None)
+    ok.pop("finetune", None)
+    assert GlueSweepConfig.from_mapping(dict(ok, sample_train=8)).sample_train == 8

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", "--output_dir", dest="output_dir", required=True,
                    help="folder for the fine-tuned model and tokenizer, metrics.json and checkpoints")
     add_data_dir(p, "glue")
-    p.add_argument("--limit-train", type=int, default=None, help="train on a fixed random subset of this many rows")
+    p.add_argument("--sample-train", type=int, default=None, help="train on a fixed random subset of this many rows")
     p.add_argument("--limit", type=int, default=None, metavar="N", help=f"{OPTIONS['limit'].help.split(';')[0]}")
     p.add_argument("--sample", type=int, default=None, metavar="N",
                    help="evaluate a fixed random subset of N rows per split instead of the first N (seed 0)")
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_OURS = ("model", "task", "plan", "seed", "output_dir", "data_dir", "limit_train", "limit", "sample", "resume",
+_OURS = ("model", "task", "plan", "seed", "output_dir", "data_dir", "sample_train", "limit", "sample", "resume",
          "results", "wandb", "quiet")
 
 
@@ -100,10 +100,10 @@ def main(argv=None) -> int:
     try:
         hp, wandb_on, resume_from = _hparams(args)
         spec = RunSpec.of(args.model, args.plan, args.task, "finetune", args.seed)
-        for flag in ("limit", "sample", "limit_train"):
+        for flag in ("limit", "sample", "sample_train"):
             if getattr(args, flag) is not None and getattr(args, flag) < 1:
                 raise UserError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
-        rec = run_finetune_one(spec, hp, data_dir=args.data_dir, limit_train=args.limit_train, limit=args.limit,
+        rec = run_finetune_one(spec, hp, data_dir=args.data_dir, sample_train=args.sample_train, limit=args.limit,
                                sample=args.sample, output_dir=args.output_dir, resume=resume_from or args.resume,
                                results=args.results, wandb_on=wandb_on, progress=not quiet(args))
     except UserError as e:

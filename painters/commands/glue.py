@@ -51,7 +51,7 @@ def _selection(p, extra: str | None = None) -> None:
                 help=dict.fromkeys(("tasks", "limit", "sample", "seeds", "seed_count"), extra) if extra else None)
     p.add_argument("--modes", nargs="+", default=None, metavar="MODE",
                    help="finetune and/or probe, space or comma separated (replaces the config's)")
-    p.add_argument("--limit-train", type=int, default=None, metavar="N",
+    p.add_argument("--sample-train", type=int, default=None, metavar="N",
                    help="train on a fixed random subset of N rows per task (replaces the config's)")
 
 
@@ -83,11 +83,11 @@ def _config(args):
         raw["modes"] = names(args.modes)
     raw = set_rows(raw, "limit", task_numbers(args.limit, "--limit"), replaces=("sample",))
     raw = set_rows(raw, "sample", task_numbers(args.sample, "--sample"), replaces=("limit",))
-    if args.limit_train is not None:
-        if args.limit_train < 1:
-            raise UserError(f"--limit-train must be at least 1, got {args.limit_train}")
-        raw["limit_train"] = args.limit_train
-        _drop_from_modes(raw, "limit_train")
+    if args.sample_train is not None:
+        if args.sample_train < 1:
+            raise UserError(f"--sample-train must be at least 1, got {args.sample_train}")
+        raw["sample_train"] = args.sample_train
+        _drop_from_modes(raw, "sample_train")
     chosen = seeds(args)
     if chosen is not None:
         raw["seeds"] = chosen
@@ -133,7 +133,7 @@ def _header(argv_cmd: str, cfg=None, wall_s: float | None = None) -> str:
         for mode in cfg.modes:
             hp = (cfg.finetune_hp if mode == "finetune" else cfg.probe_hp).settings()
             lines.append(f"- {mode}: seeds {cfg.setting(mode, 'seeds')}; train subset "
-                         f"{cfg.setting(mode, 'limit_train') or 'all'} rows (fixed random subset, seed "
+                         f"{cfg.setting(mode, 'sample_train') or 'all'} rows (fixed random subset, seed "
                          f"{cfg.subset_seed}), eval rows per split: {_rows_text(cfg, mode)}; "
                          f"{', '.join(f'{k}={v}' for k, v in hp.items())}")
     if wall_s is not None:
