@@ -75,6 +75,20 @@ def _chance(v, where) -> dict:
     return {str(t): float(c) for t, c in v.items()}
 
 
+def read_memory(v, where) -> int | None:
+    """A memory size in bytes from a number of GB or a string like ``8GB``, ``512MB``, ``1.5G``."""
+    if v is None:
+        return None
+    import re
+
+    units = {"": 2**30, "g": 2**30, "gb": 2**30, "gib": 2**30, "m": 2**20, "mb": 2**20, "mib": 2**20,
+             "t": 2**40, "tb": 2**40, "tib": 2**40}
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(v)) if not isinstance(v, bool) else None
+    if match is None or match.group(2).lower() not in units or float(match.group(1)) <= 0:
+        raise UserError(f"{where} must be a memory size such as 8GB or 512MB (a bare number is GB), got {v!r}")
+    return int(float(match.group(1)) * units[match.group(2).lower()])
+
+
 def _device(v, where):
     if v is not None and not isinstance(v, str):
         raise UserError(f"{where} must be cpu, cuda, cuda:N or auto, got {v!r}")
@@ -92,6 +106,7 @@ class DecoderSweepConfig(SweepConfig):
     fewshot_seed: int = 1234
     gen_kwargs: dict | None = None
     chance: dict[str, float] = field(default_factory=dict)
+    generation_memory: int | None = None  # bytes
 
     TRACK: ClassVar[str] = "decoder"
     DEFAULT_TASKS: ClassVar[tuple[str, ...]] = tuple(DEFAULT_TASKS)
@@ -108,6 +123,8 @@ class DecoderSweepConfig(SweepConfig):
                             lambda v, w: read_count(v, w)),
         "gen_kwargs": Key("lm-eval's gen_kwargs for generate_until tasks, e.g. {max_gen_toks: 64}", _gen_kwargs),
         "chance": Key("{task: chance level} for the normalized score (default: 1/#choices, else 0)", _chance),
+        "generation_memory": Key("KV-cache budget for generating all plans at once, e.g. 8GB (default: no bound); "
+                                 "plans sharing first layers are split into groups that fit", read_memory),
     }
     RENAMED: ClassVar[dict[str, str]] = {
         "seeds": "now spelled 'permutation_seeds' (the random variant's permutations; in both tracks "

@@ -13,8 +13,9 @@ a window cache would have dropped, so the attention result is the same up to flo
 
 Two operations the engine needs and a plain cache lacks:
 
-* ``expand``: a branch's prompt is prefilled once per document (the plans below the branch share
-  it), then each of those plans' rows gets the document's prompt KV (``rows_of``);
+* ``assemble_cache``: a branch's prompt is prefilled once per document (the plans below the branch
+  share it; each prompt batch as ``generate`` would see it), then each of those plans' rows gets
+  the document's prompt KV, batches of other widths left padded to one width;
 * ``compact``: rows whose generation stopped leave the batch; their KV is squeezed out in place.
 """
 
@@ -67,18 +68,6 @@ class GrowingLayer(DynamicLayer):
     def get_seq_length(self) -> int:
         return self.length
 
-    def expand(self, rows_of: torch.Tensor, capacity: int) -> "GrowingLayer":
-        """A new layer whose row ``i`` starts with this layer's row ``rows_of[i]``, room for ``capacity``."""
-        out = GrowingLayer(capacity)
-        kb, vb = self.key_buffer, self.value_buffer
-        out.length = self.length
-        out._allocate(len(rows_of), kb.shape[1], kb.shape[-1], vb.shape[1], vb.shape[-1], kb)
-        index = rows_of.to(kb.device)
-        out.key_buffer[:, :, :self.length] = self.keys.index_select(0, index)
-        out.value_buffer[:, :, :self.length] = self.values.index_select(0, index)
-        out._views()
-        return out
-
     def compact(self, keep: torch.Tensor) -> None:
         """Keep rows ``keep`` (ascending) at the front of the buffer, in place."""
         index = keep.to(self.key_buffer.device)
@@ -97,10 +86,6 @@ def growing_cache(entries: int, capacity: int) -> Cache:
     return Cache(layers=[GrowingLayer(capacity) for _ in range(entries)])
 
 
-def expand_cache(cache: Cache, rows_of: torch.Tensor, capacity: int) -> Cache:
-    return Cache(layers=[layer.expand(rows_of, capacity) for layer in cache.layers])
-
-
 def compact_cache(cache: Cache, keep: torch.Tensor) -> None:
     for layer in cache.layers:
         layer.compact(keep)
@@ -109,3 +94,29 @@ def compact_cache(cache: Cache, keep: torch.Tensor) -> None:
 def cache_bytes(cache: Cache) -> int:
     return sum(t.numel() * t.element_size() for layer in cache.layers
                for t in (layer.key_buffer, layer.value_buffer) if t is not None)
+
+
+def assemble_cache(parts: list[tuple[Cache, int]], docs: int, width: int, capacity: int, repeats: int) -> Cache:
+    """One decoding cache for ``repeats`` plans x ``docs`` documents from prompt batches prefilled
+    apart: ``parts`` holds each batch's prefill cache and the index of its first document. A batch
+    narrower than ``width`` is left padded in place (zeros, which the attention mask hides), so
+    every row's next position is ``width``."""
+    first = parts[0][0]
+    layers = []
+    for j, layer in enumerate(first.layers):
+        kb, vb = layer.key_buffer, layer.value_buffer
+        out = GrowingLayer(capacity)
+        out.length = width
+        out.key_buffer = kb.new_zeros((repeats * docs, kb.shape[1], capacity, kb.shape[-1]))
+        out.value_buffer = vb.new_zeros((repeats * docs, vb.shape[1], capacity, vb.shape[-1]))
+        out.rows, out.device, out.is_initialized = repeats * docs, kb.device, True
+        for cache, offset in parts:
+            src = cache.layers[j]
+            n, w = src.rows, src.length
+            for k in range(repeats):
+                start = k * docs + offset
+                out.key_buffer[start:start + n, :, width - w:width] = src.keys
+                out.value_buffer[start:start + n, :, width - w:width] = src.values
+        out._views()
+        layers.append(out)
+    return Cache(layers=layers)

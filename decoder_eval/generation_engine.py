@@ -42,7 +42,7 @@ from glue_painters.prefix_share import PlanTrie, last_entry, output_logits, spli
 from glue_painters.rewire import rewired
 
 from .generation import Generator, PreparedGeneration
-from .generation_cache import compact_cache, expand_cache, growing_cache
+from .generation_cache import assemble_cache, compact_cache, growing_cache
 
 # generation-config fields that make ``generate`` pick something else than the logits' argmax
 _NOT_ARGMAX = ("num_beams", "repetition_penalty", "encoder_repetition_penalty", "no_repeat_ngram_size",
@@ -123,6 +123,15 @@ def kv_bytes_per_token(model) -> int:
     return max(sizes) if sizes else 0
 
 
+def kv_bytes_from_config(config, dtype_bytes: int) -> int:
+    """The same from a config alone (the dry run has no weights): K and V of every key/value head."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    heads = config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return 2 * kv * head_dim * dtype_bytes
+
+
 def _num_layers(model) -> int:
     from glue_painters.rewire import num_layers
 
@@ -157,6 +166,26 @@ def plan_groups(plans: Sequence[Plan], rows: int, length: int, per_token: int,
     return groups
 
 
+def decode_units(shapes: Sequence[tuple[int, int, int]], plans: Sequence[Plan], per_token: int,
+                 budget: int | None) -> list[tuple[tuple[int, ...], list[Plan]]]:
+    """Work units in order: (prompt batches decoded together, plan group). ``shapes``: per prompt
+    batch (documents, padded width, tokens to generate). Prompt batches join one decoding batch
+    while the costliest plan alone still fits the budget; the plans are then cut into groups that
+    fit (``plan_groups``). Also what the dry run shows."""
+    def size(chunk):
+        return sum(shapes[i][0] for i in chunk), max(shapes[i][1] for i in chunk) + max(shapes[i][2] for i in chunk)
+
+    widest = max(plans, key=lambda p: p.executions)
+    chunks: list[list[int]] = []
+    for index in range(len(shapes)):
+        grown = (chunks[-1] if chunks else []) + [index]
+        if chunks and (budget is None or group_bytes([widest], *size(grown), per_token) <= budget):
+            chunks[-1] = grown
+        else:
+            chunks.append([index])
+    return [(tuple(chunk), group) for chunk in chunks for group in plan_groups(plans, *size(chunk), per_token, budget)]
+
+
 class BatchGenerator:
     """Runs ``generation.Generator``'s prepared requests for many plans at once (see module doc)."""
 
@@ -176,7 +205,7 @@ class BatchGenerator:
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
         self.positions = "position_ids" in inspect.signature(model.forward).parameters
         # set to [] to record every forward the engine runs (``work.generation_work`` counts it):
-        # ("layers", segment, rows, query positions, key positions) and ("head", rows)
+        # ("layers", segment, rows, query positions, key positions, masked) and ("head", rows)
         self.trace: list | None = None
         self.generated: dict[str, dict[int, int]] = {}  # plan text -> request -> tokens generated
 
@@ -211,22 +240,17 @@ class BatchGenerator:
             warnings.warn(f"{type(self.model).__name__}: generating plan by plan: {self.fallback}")
         return self.fallback
 
-    def units(self, prepared: PreparedGeneration, plans: Sequence[Plan]) -> list[tuple[int, list[Plan]]]:
-        """The engine's work units in order: (prompt batch, plan group)."""
-        out = []
-        for index, (ids, _, idx) in enumerate(prepared.batches):
-            length = ids.shape[1] + max(prepared.max_gen_toks[i] for i in idx)
-            for group in plan_groups(plans, len(idx), length, self.per_token if self.memory_budget else 0,
-                                     self.memory_budget):
-                out.append((index, group))
-        return out
+    def units(self, prepared: PreparedGeneration, plans: Sequence[Plan]) -> list[tuple[tuple[int, ...], list[Plan]]]:
+        """The engine's work units in order (``decode_units`` on the prepared prompt batches)."""
+        shapes = [(len(idx), ids.shape[1], max(prepared.max_gen_toks[i] for i in idx))
+                  for ids, _, idx in prepared.batches]
+        return decode_units(shapes, plans, self.per_token if self.memory_budget else 0, self.memory_budget)
 
     @torch.no_grad()
     def run(self, prepared: PreparedGeneration, plans: Sequence[Plan],
             progress: Callable[[int], None] | None = None, checkpoint=None) -> dict[str, list[str]]:
         """Per plan text, the cut continuation of every request (request order). ``checkpoint``
-        (``generation_progress.GenerationProgress``) supplies units finished before and keeps
-        each new one."""
+        (``progress.GenerationProgress``) supplies units finished before and keeps each new one."""
         unique = list({p.text: p for p in plans}.values())
         out = {p.text: [None] * prepared.n_requests for p in unique}
         if not prepared.batches:
@@ -235,34 +259,39 @@ class BatchGenerator:
             for plan in unique:
                 out[plan.text] = self.plain.run(prepared, plan, progress)
             return out
-        for number, (index, group) in enumerate(self.units(prepared, unique)):
+        for number, (chunk, group) in enumerate(self.units(prepared, unique)):
             done = checkpoint.load(number) if checkpoint is not None else None
             if done is None:
-                ids, mask, idx = prepared.batches[index]
-                done = self.decode(ids, mask, idx, group, prepared)
+                done = self.decode([prepared.batches[i] for i in chunk], group, prepared)
                 if checkpoint is not None:
                     checkpoint.save(number, done)
             for text, rows in done.items():
                 for request, generated in rows:
                     out[text][request] = generated
             if progress is not None:
-                progress(len(group))
+                progress(len(group) * len(chunk))
         return out
 
-    # ---- one prompt batch under one plan group ---------------------------------------------------
-    def decode(self, ids: torch.Tensor, mask: torch.Tensor, idx: list[int], plans: Sequence[Plan],
+    # ---- prompt batches under one plan group -----------------------------------------------------
+    def decode(self, batches: Sequence[tuple], plans: Sequence[Plan],
                prepared: PreparedGeneration) -> dict[str, list[tuple[int, str]]]:
-        """Every plan's generation for the prompts ``ids`` (left padded, ``mask``): ``{plan text:
-        [(request, text), ...]}``."""
+        """Every plan's generation for the prompt batches ``batches`` (each ``(ids, mask, request
+        indices)``, left padded; each prefilled as it is, as ``generate`` would see it, then all
+        decoded together): ``{plan text: [(request, text), ...]}``."""
         device = next(self.model.parameters()).device
         roots, ordered = branches(plans, self.share_prefix)
-        docs, width = ids.shape
-        ids, mask = ids.to(device), mask.to(device)
+        width = max(ids.shape[1] for ids, _, _ in batches)
+        offsets, idx = [], []
+        for _, _, part in batches:
+            offsets.append(len(idx))
+            idx += list(part)
+        docs = len(idx)
+        mask = torch.cat([torch.cat([m.new_zeros((m.shape[0], width - m.shape[1])), m], dim=1)
+                          for _, m, _ in batches]).to(device)
         lengths = mask.sum(dim=1)
         gen_max = [prepared.max_gen_toks[i] for i in idx]
         capacity = width + max(gen_max)
         keep_mask = not bool((mask == 1).all())  # generate drops an all-ones mask
-        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0) if self.positions else None
         rows = len(ordered) * docs
         tokens: list[list[int]] = [[] for _ in range(rows)]
         finished = [False] * rows
@@ -273,23 +302,31 @@ class BatchGenerator:
             if self.trace is not None:
                 self.trace.append(("head", len(row_ids)))
 
-        # prefill: each branch once per document, its KV then handed to each plan's rows
-        def prefill(branch: _Branch, hidden):
+        # prefill: each prompt batch as generate would see it, each branch once per document; the
+        # branch's KV is then handed to each plan's rows (assemble_cache)
+        parts: dict[int, list] = {}
+
+        def prefill(branch: _Branch, hidden, ids, bmask, offset):
+            n, w = ids.shape
+            positions = (bmask.long().cumsum(-1) - 1).masked_fill(bmask == 0, 0) if self.positions else None
             feed = {"input_ids": ids} if hidden is None else {"inputs_embeds": hidden}
-            final, after, cache = self._forward(branch.segment, feed, mask if keep_mask else None, positions,
-                                                growing_cache(branch.segment.executions, width),
+            final, after, cache = self._forward(branch.segment, feed, None if bool((bmask == 1).all()) else bmask,
+                                                positions, growing_cache(branch.segment.executions, w),
                                                 bool(branch.children))
-            per_plan = torch.arange(docs, device=device).repeat(branch.hi - branch.lo)
-            branch.cache = expand_cache(cache, per_plan, capacity)
-            del cache
+            parts.setdefault(id(branch), []).append((cache, offset))
             for p in branch.ends:
-                pick(p, output_logits(self.model, final[:, -1]), torch.arange(p * docs, (p + 1) * docs, device=device))
+                rows_of = torch.arange(p * docs + offset, p * docs + offset + n, device=device)
+                pick(p, output_logits(self.model, final[:, -1]), rows_of)
             del final
             for child in branch.children:
-                prefill(child, after)
+                prefill(child, after, ids, bmask, offset)
 
+        for (ids, bmask, _), offset in zip(batches, offsets):
+            for root in roots:
+                prefill(root, None, ids.to(device), bmask.to(device), offset)
         for root in roots:
-            prefill(root, None)
+            for b in root.all():
+                b.cache = assemble_cache(parts.pop(id(b)), docs, width, capacity, b.hi - b.lo)
         active = torch.arange(rows, device=device)
         step = 0
         while True:
@@ -383,7 +420,8 @@ class BatchGenerator:
 
         if self.trace is not None:
             x = feed.get("input_ids", feed.get("inputs_embeds"))
-            self.trace.append(("layers", segment, x.shape[0], x.shape[1], cache.get_seq_length() + x.shape[1]))
+            self.trace.append(("layers", segment, x.shape[0], x.shape[1], cache.get_seq_length() + x.shape[1],
+                               mask is not None))
         with rewired(self.model, segment):
             handle = last_entry(self.model).register_forward_hook(grab) if capture else None
             try:

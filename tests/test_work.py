@@ -151,3 +151,46 @@ def test_gpu_prediction_is_compute_or_traffic_bound_by_hand():
     fast_math = predict_seconds(shapes, plan, prepared, flops=1e30, bandwidth=1.0)
     assert fast_math["suffix"] == pytest.approx(8 * (per_layer + 3 * io) * 2)
     assert fast_math["lm_head"] == pytest.approx((32 * 97 + 32 + 97) * 2)
+
+
+def test_generation_work_counts_the_prefill_once_and_each_rows_decode_steps():
+    """Hand count of ``generation_work`` on one unpadded prompt and two plans that share layers
+    0-3; its executed side is checked against forward hooks counting the tokens each layer sees."""
+    from decoder_eval.generation_engine import BatchGenerator
+    from decoder_eval.tasks import GenerationRequest
+    from decoder_eval.work import generation_work
+
+    model, tok = tiny_lm("llama").double(), byte_tokenizer()
+    plans = [Plan.parse("0-7"), Plan.parse("0-3,6-7")]
+    engine = BatchGenerator(model, tok, batch_size=2)
+    engine.trace = []
+    prepared = engine.prepare([GenerationRequest("abcdef", ("zzzz",), 5)])
+    assert engine.check(prepared.batches[0][0][0].tolist()) is None  # its one-off check, before counting
+    seen = []
+    hooks = [layer.register_forward_hook(lambda m, a, o: seen.append(a[0].shape[0] * a[0].shape[1]))
+             for layer in original_layers(model)]
+    try:
+        engine.run(prepared, plans)
+    finally:
+        for h in hooks:
+            h.remove()
+    shapes = Shapes.of(model)
+    work = generation_work(shapes, plans, prepared, engine.generated, engine.trace)
+    n, f, pair = 6, shapes.layer_flops, shapes.pair_flops
+    made = {p.text: engine.generated[p.text][0] for p in plans}
+    layers = {p.text: [u.index for u in p.units()] for p in plans}
+    # prefill: layers 0-3 once for both plans, then 4-7 and 6-7: 10 executions on 6 tokens
+    shared = list(range(8)) + [6, 7]
+    prefill = sum(f(i) for i in shared) * n + len(shared) * n * (n + 1) // 2 * pair
+    decode = sum((made[t] - 1) * sum(f(i) for i in ls) + len(ls) * sum(n + s for s in range(1, made[t])) * pair
+                 for t, ls in layers.items())
+    head = sum(made.values()) * shapes.logit_flops
+    notes = work.notes
+    assert notes["prefill"]["required"] == prefill
+    assert notes["decode"]["required"] == decode
+    assert notes["head"]["required"] == notes["head"]["executed"] == head
+    # executed: no padding and no mask (the causal kernel's triangle): the prefill as required
+    assert notes["prefill"]["executed"] == prefill
+    # every layer-token the hooks saw is in the trace, and nothing else
+    assert sum(seen) == sum(e[1].executions * e[2] * e[3] for e in engine.trace if e[0] == "layers")
+    assert work.phases["generation"].ratio >= 1.0

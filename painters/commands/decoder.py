@@ -50,6 +50,8 @@ def _run(args) -> int:
     if tasks:
         raw = pick_tasks(raw, tasks)
     raw = set_rows(raw, "limit", task_numbers(args.limit, "--limit"))
+    if args.generation_memory is not None:
+        raw["generation_memory"] = args.generation_memory  # checked by the config's own reader
     if args.task_path:  # relative to where the command runs, unlike the config's own task_paths
         raw["task_paths"] = list(raw.get("task_paths") or []) + [str(Path(p).resolve()) for p in args.task_path]
     cfg = parse_config(raw, source)
@@ -149,6 +151,10 @@ def add_subparsers(sub) -> None:
     run.add_argument("--batch-size", type=int, metavar="B",
                      help="rows per forward for loglikelihood (each row packs whole items, about 256 tokens), "
                           "prompts per generate call for GSM8K (default: config, else 16)")
+    run.add_argument("--generation-memory", metavar="SIZE",
+                     help="KV-cache budget for generate_until tasks (e.g. 8GB): all plans decode in one batch, "
+                          "split into groups of plans sharing first layers when they would not fit "
+                          "(default: config 'generation_memory', else no bound; --dry-run shows the split)")
     run.add_argument("--log-samples", action="store_true",
                      help="also keep per-item requests, outputs and scores in a JSONL file next to each record")
     add_options(run, "report", "quiet", "wandb")
