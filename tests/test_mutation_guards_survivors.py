@@ -416,3 +416,43 @@ def test_a_percentile_interval_counts_its_resamples_and_is_for_one_component():
     with pytest.raises(ValueError, match="^a percentile interval is for one component"):
         S.effect_interval([1.0, 0.5], np.zeros((10, 2)), 0.9, 30, method="percentile")
 
+
+
+def test_a_deep_copy_of_a_model_with_a_parallel_plan_on_is_still_seen_as_rewired():
+    """The layer list is found by our rewired list first, then by structure: a copy of a model
+    with a plan on (not yet remembered, and whose list holds entries of two classes, which the
+    structural search cannot take for a layer list) reads its plan back and removes it."""
+    import copy
+
+    model = tiny.make("llama")
+    rewire.apply_plan(model, "0-2,[3,4],5-7")
+    twin = copy.deepcopy(model)
+    assert str(rewire.current_plan(twin)) == "0-2,[3,4],5-7"
+    assert len(rewire.original_layers(twin)) == T
+    rewire.remove_plan(twin)
+    assert rewire.current_plan(twin) is None and twin.config.num_hidden_layers == T
+    assert [type(layer).__name__ for layer in twin.model.layers] == ["LlamaDecoderLayer"] * T
+    assert str(rewire.current_plan(model)) == "0-2,[3,4],5-7"
+
+
+def test_batched_members_of_different_config_layer_types_run_in_separate_calls():
+    """Members whose ``config.layer_types`` differ get different masks and rotary tables from
+    a forward that picks them by position, so they never share one vmapped call, even when
+    their modules look alike (here a llama given a layer_types list its layers do not record)."""
+    from glue_painters.rewire import _get_list
+
+    model = tiny.make("llama").double()
+    model.config.layer_types = ["full_attention", "sliding_attention"] * (T // 2)
+    ids = _ids()
+    plan = "0-2,[3,4,5,6],7"
+    with rewired(model, plan):
+        want = _logits(model, ids)
+    with rewired(model, plan, parallel="batched"):
+        got = _logits(model, ids)
+        runners = {id(e._buffer.runner): e._buffer.runner for e in _get_list(model)
+                   if getattr(getattr(e, "_buffer", None), "runner", None)}
+        (runner,) = runners.values()
+        classes = {id(c): c for c in runner.classes.values()}.values()
+        assert sorted(sorted(c.positions) for c in classes) == [[0, 2], [1, 3]]
+        assert all(c.broken is None for c in classes)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
