@@ -13,7 +13,7 @@ if any stock prompt differs from ours (``prompt_mismatches``). Then compares eve
 loglikelihood and every metric.
 
 Writes ``<out>.json`` and ``<out>.md`` (with the command that produced them). Loglikelihood tasks
-only: generation (GSM8K) runs plan by plan in both and shares nothing.
+only: generation (GSM8K) has its own benchmark, ``generation_sweep.py``.
 
     python benchmarks/decoder_sweep.py --limit 5 --n 8
 """

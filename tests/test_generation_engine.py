@@ -6,7 +6,7 @@ Why float64: greedy argmax on a tiny random model has near-ties, and the engine'
 float32, so a float32 comparison could fail on rounding, or pass by luck with another thread
 count. Cast to float64, rounding differences are ~1e-16 while the gap between the two best
 logits on these models is orders of magnitude larger, so the verdict is the same on any machine;
-the tests check the gap too (``_margin``) rather than assume it. The byte-level tokenizer makes
+``test_margins_are_far_above_float64_rounding`` checks the gap rather than assume it. The byte-level tokenizer makes
 text equality token equality (one token per byte).
 """
 
