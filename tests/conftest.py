@@ -23,6 +23,7 @@ UPSTREAM_FILES = {
     "test_decoder_lm_eval.py",  # against stock lm-evaluation-harness
     "test_decoder_lm_eval_tasks.py",
     "test_real_models.py",  # SmolLM2 and MiniLM, real weights
+    "test_models.py",  # loading, GGUF conversion (transformers 5.5.4 converted SmolLM2's tokenizer wrongly)
 }
 
 
