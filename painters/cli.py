@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from glue_painters.errors import UserError
+from glue_painters.upstream import version_line
 from painters import results_export
 from painters.commands import core, decoder, glue, heal, speculative
 from painters.report import cli as report_cli
@@ -21,21 +22,6 @@ from painters.search import cli as search_cli
 
 # modules that add their subcommands with add_subparsers(sub), in the order `painters --help` lists them
 SUBCOMMANDS = [core, decoder, heal, speculative, glue, report_cli, results_export, search_cli]
-
-
-def _version() -> str:
-    """glue-painters' version and the upstream releases it runs on (what a bug report needs)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from glue_painters import __version__
-
-    parts = []
-    for name in ("transformers", "torch", "peft", "accelerate", "lm_eval"):
-        try:
-            parts.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            parts.append(f"{name} not installed")
-    return f"glue-painters {__version__} ({', '.join(parts)})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMANDS:
         module.add_subparsers(sub)

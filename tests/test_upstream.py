@@ -165,3 +165,14 @@ def test_no_line_from_a_sweep_inside_the_window(monkeypatch, tmp_path, capsys):
 def test_window_positions():
     w = Window("x", ">=1.0,<2", "1.0", None, "2")
     assert [w.position(v) for v in ("0.9", "1.0", "1.9.9", "2.0", "2.0rc1")] == ["older", None, None, "newer", None]
+
+
+def test_painters_version_says_when_transformers_is_newer_than_tested(newer_transformers, capsys):
+    """``painters --version`` is the line a bug report needs: the releases, and the untested one."""
+    from painters.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    out = capsys.readouterr().out.splitlines()
+    assert e.value.code == 0 and out[0].startswith("glue-painters ") and "transformers 5.26.0" in out[0]
+    assert len(out) == 2 and "5.26.0" in out[1] and "5.25.0" in out[1]
