@@ -38,6 +38,8 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
+from glue_painters.datadir import data_root
+
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.json"
 REPORT = ROOT / "reports" / "mutation.md"
@@ -117,7 +119,8 @@ def sync(work: Path, ref: str | None = "HEAD") -> None:
 
 def _env() -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", WANDB_MODE="offline")
-    env.setdefault("PAINTERS_DATA", "/work/shared/data")
+    # the scratch copy lies elsewhere, so its own ../shared/data would not be this checkout's
+    env["PAINTERS_DATA"] = str(data_root())
     return env
 
 

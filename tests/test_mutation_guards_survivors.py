@@ -21,18 +21,19 @@ from glue_painters import rewire, stats as S, variants
 from glue_painters.plans import PlanError
 from glue_painters.rewire import rewired
 from test_decoder_fixtures import byte_tokenizer, tiny_lm
+from test_mutation_guards import _ids, _logits
 
 T = tiny.LAYERS
 
 
-def _ids():
-    g = torch.Generator().manual_seed(3)
-    return torch.randint(3, 90, (2, 7), generator=g)
+def _the_batched_runner(model):
+    """The one batched runner of the plan on ``model`` (shared by every entry of its group)."""
+    from glue_painters.rewire import _get_list
 
-
-@torch.no_grad()
-def _logits(model, ids):
-    return model(input_ids=ids, use_cache=False).logits
+    runners = {id(e._buffer.runner): e._buffer.runner for e in _get_list(model)
+               if getattr(getattr(e, "_buffer", None), "runner", None)}
+    (runner,) = runners.values()
+    return runner
 
 
 # ---- what the first mutation run left alive (reports/mutation.md) ------------------------------
@@ -251,8 +252,6 @@ def test_layer_signatures_tell_objects_apart_by_identity_by_default():
 
 @torch.no_grad()
 def test_a_two_member_group_runs_batched_and_keeps_its_stack():
-    from glue_painters.rewire import _get_list
-
     model = tiny.make("llama").double()
     ids = _ids()
     plan = "0-2,[3,4],5-7"
@@ -260,9 +259,7 @@ def test_a_two_member_group_runs_batched_and_keeps_its_stack():
         want = _logits(model, ids)
     with rewired(model, plan, parallel="batched"):
         got = _logits(model, ids)
-        runners = {id(e._buffer.runner): e._buffer.runner for e in _get_list(model)
-                   if getattr(getattr(e, "_buffer", None), "runner", None)}
-        (runner,) = runners.values()
+        runner = _the_batched_runner(model)
         (cls,) = {id(c): c for c in runner.classes.values()}.values()
         assert cls.broken is None and len(cls.positions) == 2
         stack = cls._stack
@@ -442,8 +439,6 @@ def test_batched_members_of_different_config_layer_types_run_in_separate_calls()
     """Members whose ``config.layer_types`` differ get different masks and rotary tables from
     a forward that picks them by position, so they never share one vmapped call, even when
     their modules look alike (here a llama given a layer_types list its layers do not record)."""
-    from glue_painters.rewire import _get_list
-
     model = tiny.make("llama").double()
     model.config.layer_types = ["full_attention", "sliding_attention"] * (T // 2)
     ids = _ids()
@@ -452,9 +447,7 @@ def test_batched_members_of_different_config_layer_types_run_in_separate_calls()
         want = _logits(model, ids)
     with rewired(model, plan, parallel="batched"):
         got = _logits(model, ids)
-        runners = {id(e._buffer.runner): e._buffer.runner for e in _get_list(model)
-                   if getattr(getattr(e, "_buffer", None), "runner", None)}
-        (runner,) = runners.values()
+        runner = _the_batched_runner(model)
         classes = {id(c): c for c in runner.classes.values()}.values()
         assert sorted(sorted(c.positions) for c in classes) == [[0, 2], [1, 3]]
         assert all(c.broken is None for c in classes)
