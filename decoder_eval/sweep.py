@@ -37,7 +37,8 @@ from glue_painters.errors import UserError
 from glue_painters.per_item import compact as compact_per_item
 from glue_painters.models.aliases import identity
 from glue_painters.plans import Plan
-from glue_painters.results import ResultsStore, atomic_write_text, process_state, record_key, share_work
+from glue_painters.processes import process_state, share_work
+from glue_painters.results import ResultsStore, atomic_write_text, record_key
 from glue_painters.rewire import num_layers
 from glue_painters.sweep import SweepOutcome, Steps, model_fingerprint, run_steps  # noqa: F401 - SweepOutcome: re-exported
 from glue_painters.tracking import Tracker, run_config, run_group

@@ -172,7 +172,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # alive, someone else's
         return True
     return True
-
-
-# ---- several processes writing one store: glue_painters.processes (names kept for their callers) ----
-from .processes import Processes, process_state, share_work  # noqa: E402,F401
