@@ -18,6 +18,7 @@ from glue_painters.sweep import PlanSpec, rows  # noqa: F401 - PlanSpec: the row
 from glue_painters.sweep_config import PAPER_VARIANTS, Key, SweepConfig, read_names, read_positive
 from glue_painters.yamlfile import read_yaml
 
+from .holdout import read_holdout
 from .tasks import TASKS, get_task
 
 PAPER_VARIANTS = list(PAPER_VARIANTS)
@@ -107,6 +108,7 @@ class DecoderSweepConfig(SweepConfig):
     gen_kwargs: dict | None = None
     chance: dict[str, float] = field(default_factory=dict)
     generation_memory: int | None = None  # bytes
+    holdout: dict | None = None  # {fraction, seed}: each task's documents split before the scan
 
     TRACK: ClassVar[str] = "decoder"
     DEFAULT_TASKS: ClassVar[tuple[str, ...]] = tuple(DEFAULT_TASKS)
@@ -125,6 +127,8 @@ class DecoderSweepConfig(SweepConfig):
         "chance": Key("{task: chance level} for the normalized score (default: 1/#choices, else 0)", _chance),
         "generation_memory": Key("KV-cache budget for generating all plans at once, e.g. 8GB (default: no bound); "
                                  "plans sharing first layers are split into groups that fit", read_memory),
+        "holdout": Key("held-out split chosen before the scan: a fraction or {fraction: 0.3, seed: 0}; every row "
+                       "scores the scan part, the winners and full then the held-out part", read_holdout),
     }
     RENAMED: ClassVar[dict[str, str]] = {
         "seeds": "now spelled 'permutation_seeds' (the random variant's permutations; in both tracks "

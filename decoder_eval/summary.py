@@ -100,15 +100,18 @@ def reliability(task: str, full_record: dict | None) -> Reliability:
 
 def _row_key(rec: dict) -> tuple:
     p = rec.get("params") or {}
-    return rec["variant"], p.get("n"), p.get("k"), p.get("i"), p.get("plan")
+    block = (p["j"], p.get("times", 2)) if "j" in p else None  # duplicate's block end and run count
+    return rec["variant"], p.get("n"), p.get("k"), p.get("i"), p.get("plan"), block
 
 
-def _label(variant, n, k, i, plan) -> str:
+def _label(variant, n, k, i, plan, block=None) -> str:
     bits = [variant]
     if plan:
         bits.append(plan)
     if i is not None:
         bits.append(f"i={i}")
+    if block is not None:
+        bits.append(f"j={block[0]}" + (f" ×{block[1]}" if block[1] != 2 else ""))
     return " ".join(bits)
 
 
@@ -126,8 +129,8 @@ def summarize(records: list[dict], tasks: list[str] | None = None) -> Summary:
     order = {name: i for i, name in enumerate(VARIANTS)}
     rows = []
     for key in sorted(groups, key=lambda k: (order.get(k[0], 99), k[0], k[1] if k[1] is not None else -1,
-                                             k[2] or 0, k[3] if k[3] is not None else -1, k[4] or "")):
-        variant, n, k, i, plan = key
+                                             k[2] or 0, k[3] if k[3] is not None else -1, k[4] or "", k[5] or ())):
+        variant, n, k, i, plan, block = key
         by_seed = groups[key]
         norm: dict[str, list[float]] = defaultdict(list)
         raw: dict[str, list[float]] = defaultdict(list)
@@ -152,7 +155,7 @@ def summarize(records: list[dict], tasks: list[str] | None = None) -> Summary:
             if seed_norm and all(t in seed_records for t in tasks if rel[t].ok):
                 medians.append(statistics.median(seed_norm))
         rows.append(SummaryRow(
-            variant, n, k, _label(variant, n, k, i, plan), len(by_seed),
+            variant, n, k, _label(variant, n, k, i, plan, block), len(by_seed),
             statistics.mean(medians) if medians else None,
             statistics.stdev(medians) if len(medians) > 1 else None,
             {t: statistics.mean(norm[t]) if norm[t] else None for t in tasks},

@@ -18,6 +18,12 @@ pairs (``share_work`` over ``prefix_groups``, the same split computed independen
 process) and writes those records alone; after a last wait each returns the whole sweep. One
 process alone makes no process group.
 
+With ``holdout:`` (``decoder_eval.holdout``) each task's documents are split before anything is
+scored; the rows run on the scan part, then the full model and the scan's winners (per task, and
+across tasks) on the held-out part, in a second round of the same loop (so it resumes and splits
+across processes the same way). The part is in every record's key (``subset.selection``) and shown
+as its ``split`` (``scan``, ``holdout``; ``all`` without a split).
+
 LoRA healing (``decoder_eval/heal.py``, later) evaluates its own model per plan with
 ``evaluate.evaluate_plan(s)`` and stores each result with ``save_result(..., healed=True,
 heal={...its settings...})``; the summary then shows healed and frozen results as separate tables.
@@ -29,11 +35,13 @@ import json
 import platform
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
 from glue_painters import __version__ as painters_version
 from glue_painters.errors import UserError
+from glue_painters.holdout import Pick
 from glue_painters.per_item import compact as compact_per_item
 from glue_painters.models.aliases import identity
 from glue_painters.plans import Plan
@@ -48,6 +56,7 @@ from glue_painters.variants import VariantSpec
 from .config import (CONFIG_KEYS, DEFAULT_TASKS, PAPER_VARIANTS, DecoderSweepConfig, PlanSpec,  # noqa: F401 - re-exported
                      SweepConfig, expand, load_config, parse_config)
 from .evaluate import Evaluator, TaskResult, load_tasks
+from .holdout import choose, part_of, split_tasks
 from .tasks import TaskData
 
 TRACK = "decoder"
@@ -173,19 +182,48 @@ def run_sweep(cfg: SweepConfig, *, results_dir=None, data_dir=None, log_samples:
     write = _writer(store, cfg, config_record, extra, written, _logged(tracker, cfg, on_record))
     resume = (store.root / TRACK, {"model": fingerprint, "dtype": dtype, "code": SCORING_VERSION,
                                    "batch_size": batch_size or cfg.batch_size, "process": state.process_index})
+    scan, held = split_tasks(data, cfg.holdout, f"config {cfg.source}: ") if cfg.holdout else (data, {})
 
-    def compute(runs: list[tuple[str, PlanSpec, dict]]) -> None:
-        _evaluate(evaluator, data, _by_task(runs), write, cfg, log_samples, progress and state.is_main_process,
-                  device, resume)
+    def phase(part: Mapping[str, object], runs: list[tuple[str, PlanSpec, dict]]) -> SweepOutcome:
+        def compute(runs: list[tuple[str, PlanSpec, dict]]) -> None:
+            _evaluate(evaluator, part, _by_task(runs), write, cfg, log_samples, progress and state.is_main_process,
+                      device, resume)
 
-    def share(runs, procs) -> list:
-        mine = _my_share(_by_task(runs), data, evaluator, procs)
-        return [(name, spec, key) for name, pairs in mine.items() for spec, key in pairs]
+        def share(runs, procs) -> list:
+            mine = _my_share(_by_task(runs), part, evaluator, procs)
+            return [(name, spec, key) for name, pairs in mine.items() for spec, key in pairs]
 
-    runs = [(name, s, key_fields(fingerprint, s, name, data[name].subset, dtype)) for name in data for s in specs]
-    steps = Steps(runs, find=lambda run: store.get(TRACK, run[2]), share=share, compute=compute,
-                  read=lambda run: written.get(record_key(run[2])) or store.get(TRACK, run[2]))
-    return run_steps(steps, store=store, procs=state, tracker=tracker, started=start, specs=specs, tasks=list(data))
+        steps = Steps(runs, find=lambda run: store.get(TRACK, run[2]), share=share, compute=compute,
+                      read=lambda run: written.get(record_key(run[2])) or store.get(TRACK, run[2]))
+        return run_steps(steps, store=store, procs=state, tracker=tracker, started=start, specs=specs,
+                         tasks=list(data))
+
+    outcome = phase(scan, [(name, s, key_fields(fingerprint, s, name, scan[name].subset, dtype))
+                           for name in scan for s in specs])
+    if not cfg.holdout:
+        return outcome
+    # The held-out part: every process picks the same winners from the same scan records.
+    choice = choose(outcome.records)
+    first = {}
+    for s in specs:
+        first.setdefault(s.plan.text, s)
+    full = next(s for s in specs if s.variant == "full").plan.text
+    runs = [(name, first[text], key_fields(fingerprint, first[text], name, held[name].subset, dtype))
+            for name in held for text in dict.fromkeys([full, *choice.plans_for(name)])]
+    again = phase(held, runs)
+    return HeldOutOutcome(outcome.records, outcome.written + again.written, outcome.skipped + again.skipped,
+                          time.perf_counter() - start, outcome.specs, outcome.tasks, again.wandb,
+                          holdout=again.records, choice=choice)
+
+
+@dataclass
+class HeldOutOutcome(SweepOutcome):
+    """A sweep with a held-out split: ``records`` are the scan's (what its summary table is of),
+    ``holdout`` the full model's and the winners' records on the held-out documents, ``choice``
+    the winners and the rule that picked them (``decoder_eval.holdout.choose``)."""
+
+    holdout: list[dict] = field(default_factory=list)
+    choice: Pick | None = None
 
 
 def _by_task(runs: list[tuple[str, PlanSpec, dict]]) -> dict[str, list[tuple[PlanSpec, dict]]]:
@@ -231,7 +269,8 @@ def _writer(store, cfg, config_record, extra, found, on_record) -> Callable[[Pla
     """What to do with one finished (spec, task) result: write its record, remember it, report it."""
 
     def write(spec: PlanSpec, key: dict, result: TaskResult) -> None:
-        save_result(store, key, spec, result, model_name=cfg.model, config=config_record, extra=extra)
+        save_result(store, key, spec, result, model_name=cfg.model, config=config_record,
+                    extra=dict(extra, split=part_of(key.get("subset"))))
         rec = store.get(TRACK, key)
         found[record_key(key)] = rec
         if on_record is not None:

@@ -10,7 +10,9 @@ GLUE track its modes, training seeds and hyperparameters)::
     n: all                         # every valid N; or 3, [0, 2, 4], {from: 0, to: 14, step: 2}
     k: 3                           # looped_parallel iterations: a number or a list (Fig. 10)
     permutation_seeds: 10          # random variant: a count (0..count-1) or a list of seeds
-    i: all                         # skip_one / switch layers: all, or a list
+    i: all                         # skip_one / switch layers, duplicate's block starts: all, or a list
+    width: {from: 1, to: 6}        # duplicate: block widths j - i (required with duplicate)
+    times: 2                       # duplicate: how often the block runs (a number or a list)
     plans: ['0-7,[8-23]x3,24-31', 'skip:n=1']   # more rows: plan text or variant specs
     tasks: [lambada_openai, arc_easy]
     limit: 200                     # evaluation documents/rows per task, or {default: 200, hellaswag: 100}
@@ -23,7 +25,10 @@ with its own fields and adds its own rows (``TRACK_KEYS``); a key a track does n
 error that lists the keys it does.
 
 Expansion (``specs``) turns the grid into ``VariantSpec`` rows for a model of T layers, in config
-order, each once; ``n: all`` means every valid N for that T.
+order, each once; ``n: all`` means every valid N for that T. ``duplicate`` (relayering) expands
+over every width, then every start ``i`` (``all``: every i with i + width <= T), then every
+``times``: the scan of every block of width 1..W is ``sum(T - w + 1 for w in 1..W)`` rows per
+``times`` value.
 """
 
 from __future__ import annotations
@@ -114,6 +119,14 @@ def read_positive(v, where, *, allow_none=True):
     return v
 
 
+def read_widths(v, where) -> list[int]:
+    """duplicate's block widths: as ``n`` but without ``all`` (every width up to T is T(T+1)/2
+    rows, which a user should ask for by number)."""
+    if v == "all":
+        raise UserError(f"{where} must name the widths (a number, a list or {{from: 1, to: 6}}), not all")
+    return read_ints(v, where, allow_all=True, minimum=1)
+
+
 def read_plans(v, where) -> list[VariantSpec]:
     if v is None:
         return []
@@ -144,7 +157,9 @@ class SweepConfig:
     n: list[int] | None = None            # None: every valid N
     k: list[int] = field(default_factory=lambda: [3])
     permutation_seeds: list[int] | None = None
-    i: list[int] | None = None            # None: every valid layer
+    i: list[int] | None = None            # None: every valid layer (duplicate: every valid start)
+    width: list[int] | None = None        # duplicate's block widths (required when it is listed)
+    times: list[int] = field(default_factory=lambda: [2])
     plans: list[VariantSpec] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     limit: dict[str, int | None] = field(default_factory=dict)
@@ -206,6 +221,12 @@ class SweepConfig:
         cfg = cls(**values, source=source, raw=dict(raw))
         if not cfg.variants and not cfg.plans:
             raise UserError(f"{where}: nothing to run: give 'variants' or 'plans'")
+        if "duplicate" in cfg.variants and cfg.width is None:
+            raise UserError(f"{where}: variant duplicate needs 'width' (block widths j - i: a number, a list "
+                            f"or {{from: 1, to: 6}})")
+        for key in ("width", "times"):
+            if key in raw and "duplicate" not in cfg.variants:
+                raise UserError(f"{where}: '{key}' is the duplicate variant's, which 'variants' does not list")
         cfg.check()
         return cfg
 
@@ -236,6 +257,8 @@ class SweepConfig:
                         out.update((VariantSpec.of(variant, n=n, k=k), None) for k in self.k)
                     else:
                         out[VariantSpec.of(variant, n=n)] = None
+            elif variant == "duplicate":
+                out.update((spec, None) for spec in self.duplicate_specs(num_layers))
             elif "i" in wanted:
                 top = num_layers - 1 if variant == "skip_one" else num_layers - 2
                 for i in self.i if self.i is not None else range(top + 1):
@@ -246,6 +269,22 @@ class SweepConfig:
         for spec in out:
             spec.plan(num_layers)  # every row checked before any work starts
         return list(out)
+
+    def duplicate_specs(self, num_layers: int) -> list[VariantSpec]:
+        """The relayering scan: for each width w, each start i (``i: all``: 0..T-w), each ``times``,
+        the block i..i+w-1 duplicated. A listed start that does not fit a listed width is an error
+        naming both, not a row silently dropped."""
+        out = []
+        for w in self.width or []:
+            if w > num_layers:
+                raise UserError(f"config {self.source}: width {w} is wider than {self.model} ({num_layers} layers)")
+            starts = self.i if self.i is not None else range(num_layers - w + 1)
+            for i in starts:
+                if i + w > num_layers:
+                    raise UserError(f"config {self.source}: duplicate block i={i}, width {w} runs past the last "
+                                    f"layer of {self.model} ({num_layers} layers): i + width must be <= {num_layers}")
+                out += [VariantSpec.of("duplicate", i=i, j=i + w, times=t) for t in self.times]
+        return out
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -280,7 +319,12 @@ COMMON_KEYS: dict[str, Key] = {
     "k": Key("looped_parallel iterations: a number or a list (default 3; Fig. 10 sweeps it)",
              lambda v, w: read_ints(v, w, minimum=1)),
     "permutation_seeds": Key("random variant: a count (seeds 0..count-1) or a list of seeds", read_seeds),
-    "i": Key("skip_one/switch layer indices: all (default) or a list", lambda v, w: read_ints(v, w, allow_all=True, minimum=0)),
+    "i": Key("skip_one/switch layer indices, duplicate's block starts: all (default) or a list",
+             lambda v, w: read_ints(v, w, allow_all=True, minimum=0)),
+    "width": Key("duplicate's block widths j - i: a number, a list or {from, to, step} (required with duplicate)",
+                 lambda v, w: read_widths(v, w)),
+    "times": Key("duplicate: how often the block runs, a number or a list (default 2: once more)",
+                 lambda v, w: read_ints(v, w, minimum=2)),
     "plans": Key("more rows: plan text ('0-7,[8-23]x3,24-31') or variant specs ('skip:n=1')", read_plans),
     "tasks": Key("benchmarks / GLUE tasks (default: the track's)", read_names),
     "limit": Key("evaluation documents/rows per task: a number, or {default: N, <task>: N}; omit for all", read_limit_shape),

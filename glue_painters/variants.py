@@ -23,6 +23,9 @@ parallel               the middle as one parallel group (every member on the sam
 looped_parallel (k)    that group applied k times, each time to the previous mean (paper: k=3)
 skip_one (i)           every layer but i (Fig. 2)
 switch (i)             layer i+1 runs before layer i (Fig. 2)
+duplicate (i, j, t)    relayering ("Repeat Your Self"): layers ``0..j-1``, then the block
+                       ``i..j-1`` run ``t-1`` more times, then ``j..T-1`` (j exclusive, as RYS's
+                       (i, j); t=2 by default: the block runs twice)
 =====================  ============================================================================
 """
 
@@ -116,6 +119,37 @@ def switch(num_layers: int, i: int) -> Plan:
     return Plan(tuple(Layer(j) for j in order))
 
 
+def duplicate(num_layers: int, i: int, j: int, times: int = 2) -> Plan:
+    """Relayering (RYS): ``0..j-1``, the block ``i..j-1`` ``times - 1`` more times, ``j..T-1``.
+
+    ``duplicate(30, 10, 14)`` is ``0-13,10-29``. j is exclusive so that (i, j) reads as RYS's
+    published configurations do, and the width of the block is ``j - i``. A plain sequence of
+    layers (no ``Repeat`` step), so it shares its first j layers with the full model in the
+    engine's prefix trie and exports as an ordinary checkpoint of T + (j-i)(times-1) layers."""
+    if not 0 <= i < j <= num_layers:
+        raise PlanError(f"duplicate i={i},j={j} is out of range for a model of {num_layers} layers: "
+                        f"the block i..j-1 needs 0 <= i < j <= {num_layers}")
+    if times < 2:
+        raise PlanError(f"duplicate i={i},j={j} needs times >= 2 (the block's run count), got times={times}")
+    block = [Layer(x) for x in range(i, j)]
+    return Plan(tuple([Layer(x) for x in range(j)] + block * (times - 1)
+                      + [Layer(x) for x in range(j, num_layers)]))
+
+
+def block_of(spec) -> tuple[int, int, int] | None:
+    """``(i, j, times)`` of a duplicate spec (a ``VariantSpec`` or its text), else None: where a
+    record of the relayering scan sits in the (i, j) grid."""
+    if isinstance(spec, str):
+        try:
+            spec = VariantSpec.parse(spec)
+        except PlanError:
+            return None
+    if getattr(spec, "variant", None) != "duplicate":
+        return None
+    p = spec.param_dict
+    return p["i"], p["j"], p["times"]
+
+
 # What each variant takes besides T: used by the CLI, the sweep configs and ``build``.
 VARIANTS = {
     "full": (full, ()),
@@ -127,8 +161,9 @@ VARIANTS = {
     "looped_parallel": (looped_parallel, ("n", "k")),
     "skip_one": (skip_one, ("i",)),
     "switch": (switch, ("i",)),
+    "duplicate": (duplicate, ("i", "j", "times")),
 }
-DEFAULTS = {"seed": 0, "k": 3}
+DEFAULTS = {"seed": 0, "k": 3, "times": 2}
 
 
 def build(name: str, num_layers: int, **params) -> Plan:
