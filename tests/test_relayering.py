@@ -278,3 +278,99 @@ def test_a_split_too_small_for_a_task_stops_before_any_record(scan_env, tmp_path
     with pytest.raises(UserError, match="winogrande: a held-out fraction of 0.1 of 2 documents leaves no document held out"):
         _run(scan_env, {**SCAN, "tasks": ["winogrande"], "holdout": 0.1}, tmp_path / "r")
     assert not list(ResultsStore(tmp_path / "r").records("decoder"))
+
+
+# ---- the dry run -------------------------------------------------------------------------------
+def test_dry_run_counts_the_scan_and_costs_duplications_above_the_full_model(scan_env, tmp_path):
+    from decoder_eval.dry_run import dry_run, render
+
+    folder = tmp_path / "tiny-llama"
+    scan_env["model"].save_pretrained(folder)
+    scan_env["tokenizer"].save_pretrained(folder)
+    cfg = S.parse_config({**SCAN, "model": str(folder), "tasks": ["arc_easy"]})
+    results = tmp_path / "results"
+    d = dry_run(cfg, results_dir=results, data_dir=scan_env["data_dir"])
+    text = render(d)
+    assert len(d.rows) == 16 and d.pending_count == 16 and d.scan_docs == {"arc_easy": 9} and d.held_docs == {"arc_easy": 3}
+    assert "16 plans x 1 tasks (arc_easy 9 scan + 3 held-out docs)" in text
+    assert "16 of 16 records to compute; no time estimate" in text and "at most 3 records" in text
+    executions = sum(r.plan.executions for r in d.rows)
+    assert executions == 8 + 8 * 9 + 7 * 10 and f"{executions} layer executions per token" in text  # full, width 1, 2
+    assert d.held_bound == {"arc_easy": 8 + 2 * 10} and d.work() == {"arc_easy": 9 * executions + 3 * 28}
+    assert "duplicate:i=0,j=2,times=2" in text and " 10  arc_easy" in text
+    assert not results.exists()
+
+    def run(**raw):  # loaded from the folder, as the dry run names the model: the same fingerprint
+        S.run_sweep(S.parse_config({**SCAN, "model": str(folder), "tasks": ["arc_easy"], **raw}), results_dir=results,
+                    data_dir=scan_env["data_dir"], progress=False)
+
+    run(width=[1])  # the full model and width 1 are done
+    d = dry_run(cfg, results_dir=results, data_dir=scan_env["data_dir"])
+    assert d.pending_count == 7 and d.seconds_per_doc["arc_easy"] > 0
+    seconds, unknown = d.estimate_seconds()
+    assert not unknown and seconds == pytest.approx(d.seconds_per_doc["arc_easy"] * (9 * 7 * 10 + 3 * 28) / 8)
+    assert "7 of 16 records to compute; about" in render(d)
+
+    run()  # the whole scan and its held-out round
+    d = dry_run(cfg, results_dir=results, data_dir=scan_env["data_dir"])
+    assert d.pending_count == 0 and d.held_pending == {"arc_easy": []} and not d.held_bound
+    assert "held-out round: 0 records to compute (arc_easy: done)" in render(d) and "nothing to do" in render(d)
+
+
+def test_duplicated_blocks_generate_as_each_plan_alone(scan_env, monkeypatch):
+    """generate_until through the all-plans engine (a duplicated block shares its first j layers
+    with the full model) gives each plan's own greedy output."""
+    from decoder_eval.evaluate import evaluate_plans
+    from decoder_eval.tasks import TASKS
+
+    monkeypatch.setattr(TASKS["gsm8k"], "max_gen_toks", 6)
+    plans = ["full", "duplicate:i=3,j=5", "duplicate:i=0,j=8", "duplicate:i=6,j=7,times=3"]
+    kw = dict(limit=2, data_dir=scan_env["data_dir"], batch_size=4, log_samples=True)
+    shared = evaluate_plans(scan_env["model"], scan_env["tokenizer"], plans, ["gsm8k"], **kw)
+    alone = evaluate_plans(scan_env["model"], scan_env["tokenizer"], plans, ["gsm8k"], share_prefix=False, **kw)
+    for text in shared:
+        assert json.dumps(shared[text]["gsm8k"].samples, default=str) == json.dumps(alone[text]["gsm8k"].samples, default=str)
+
+
+# ---- export ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("arch", ["llama", "gemma3_text"])  # gemma3: per-layer layer_types (sliding/full) follow the plan
+def test_an_exported_duplication_reloads_with_plain_transformers_and_equal_logits(arch, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from tiny import EXACT, assert_same_computation, make
+
+    model = make(arch, dtype=EXACT)
+    ids = torch.randint(3, 90, (2, 9), generator=torch.Generator().manual_seed(1))
+    plan = resolve("duplicate:i=2,j=5,times=3", 8)
+    with rewired(model, plan), torch.no_grad():
+        expected = model(input_ids=ids, use_cache=False).logits
+    export_plan(model, plan, tmp_path)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=EXACT,
+                                                    attn_implementation=model.config._attn_implementation).eval()
+    assert reloaded.config.num_hidden_layers == plan.executions == 8 + 3 * 2
+    if hasattr(model.config, "layer_types"):
+        assert reloaded.config.layer_types == [model.config.layer_types[x] for x in _layers(plan)]
+    with torch.no_grad():
+        assert_same_computation(reloaded(input_ids=ids, use_cache=False).logits, expected)
+
+
+@pytest.mark.real
+def test_painters_export_of_a_smollm2_duplication_reloads_equal(tmp_path, capsys):
+    """The real model through the command line: 30 layers + 4 duplicated = 34 in a plain folder."""
+    from transformers import AutoModelForCausalLM
+
+    from glue_painters.models import load_model
+    from painters.cli import main
+
+    out = tmp_path / "smollm2-dup"
+    assert main(["export", "--model", "smollm2", "--plan", "duplicate:i=10,j=14", "--out", str(out)]) == 0
+    assert "34 layers running plan 0-13,10-29" in capsys.readouterr().out
+    model, tok = load_model("smollm2")
+    ids = tok(["The capital of France is", "Two plus two equals"], return_tensors="pt", padding=True)
+    with rewired(model, resolve("duplicate:i=10,j=14", 30)), torch.no_grad():
+        expected = model(**ids).logits
+    reloaded = AutoModelForCausalLM.from_pretrained(out, attn_implementation=model.config._attn_implementation).eval()
+    assert reloaded.config.num_hidden_layers == 34
+    with torch.no_grad():
+        got = reloaded(**ids).logits
+    assert torch.equal(got, expected), (got - expected).abs().max()
