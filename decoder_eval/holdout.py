@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from glue_painters.errors import UserError
 from glue_painters.holdout import Pick, check_fraction, part_of, pick, selection, split_documents
+from glue_painters.variants import VariantSpec
 
 from .summary import reliability
 
@@ -94,8 +95,10 @@ def render(choice: Pick, scan: list[dict], held: list[dict]) -> str:
         return {(r["task"], r["plan"]["text"]): r for r in records}
 
     scan_at, held_at = by(scan), by(held)
+    label = {r["plan"]["text"]: VariantSpec.of(r["variant"], **(r.get("params") or {})).text for r in scan}
     full = {r["task"]: r["plan"]["text"] for r in scan if r["variant"] == "full"}
-    lines = [f"Held-out re-estimate (winner across tasks: {choice.overall or '-'}; rule: {choice.rule})"]
+    lines = [f"Held-out re-estimate (winner across tasks: {label.get(choice.overall, choice.overall or '-')}; "
+             f"rule: {choice.rule}); differences to the full model:"]
     for task, text in sorted({(t, p) for t in full for p in choice.plans_for(t)}):
         f = full[task]
         cells = []
@@ -106,7 +109,7 @@ def render(choice: Pick, scan: list[dict], held: list[dict]) -> str:
                 continue
             primary = b["primary_metric"]
             cells.append(f"{name} {a['metrics'][primary] - b['metrics'][primary]:+.3f} (n={a['n']})")
-        lines.append(f"  {task:16} {text:28} " + ", ".join(cells))
+        lines.append(f"  {task:16} {label.get(text, text):28} " + ", ".join(cells))
     return "\n".join(lines)
 
 

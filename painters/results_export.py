@@ -22,6 +22,7 @@ from pathlib import Path
 from glue_painters.outputs import output_file
 from painters.options import add_results
 from glue_painters.errors import UserError
+from glue_painters.holdout import part_of
 from glue_painters.models.aliases import identity
 from glue_painters.plans import PlanError
 from glue_painters.results import DEFAULT_ROOT, ResultsStore, atomic_write_bytes, atomic_write_text
@@ -37,12 +38,15 @@ COLUMNS = {
     "plan": "the plan text", "plan_hash": "the plan's hash",
     "N": "the variant's N (layers 0..N and T-N..T-1 kept); empty for variants without one",
     "k": "looped_parallel's iteration count",
-    "i": "skip_one/switch's layer",
+    "i": "skip_one/switch's layer; duplicate's block start",
+    "j": "duplicate's block end (exclusive: the block is i..j-1)",
+    "times": "duplicate's run count of the block",
     "permutation_seed": "the random variant's permutation seed",
     "executions": "layer runs per token",
     "task": "benchmark or GLUE task", "mode": "GLUE: finetune or probe; decoder: eval",
     "train_seed": "GLUE: the training seed; decoder: empty (a frozen model has none)",
     "eval_items": "documents (decoder) or evaluation rows (GLUE) scored",
+    "split": "decoder: which documents: all, or the scan / holdout part of a held-out split; GLUE: empty",
     "train_rows": "GLUE: training rows used; decoder: empty",
     "healed": "decoder: scored with a LoRA adapter",
     "model_identity": "the weights as they are (an alias's exact checkpoint and quantization)",
@@ -90,6 +94,8 @@ def flatten(rec: dict) -> dict:
         "variant": rec.get("variant"), "spec": _spec_text(rec),
         # GLUE records written before the shared grammar keep N/k/i beside params only
         **{col: params.get(name, rec.get(name) if glue else None) for col, name in (("N", "n"), ("k", "k"), ("i", "i"))},
+        "j": params.get("j"), "times": params.get("times"),
+        "split": None if glue else rec.get("split") or part_of((rec.get("key") or {}).get("subset")),
         "permutation_seed": params.get("seed"),
         "plan": _plan_text(rec), "plan_hash": rec.get("plan_hash"),
         "executions": rec.get("executions"), "task": rec.get("task"), "mode": rec.get("mode") or (None if glue else "eval"),

@@ -247,6 +247,15 @@ def test_scan_scores_every_row_on_the_scan_part_and_the_winners_on_the_held_out_
     for table in group_records(recs).values():
         assert {r["split"] for r in table} == {"scan"}
 
+    # and in an export: the split and the block as columns
+    from painters.results_export import records_frame
+
+    frame = records_frame(root / "split")
+    assert sorted(frame.split.unique()) == ["holdout", "scan"]
+    dup = frame[frame.variant == "duplicate"]
+    assert set(dup.j - dup.i) == {1, 2} and set(dup.times) == {2}
+    assert set(records_frame(root / "all").split) == {"all"}
+
     # the split does not depend on the plan list: a sweep of other rows finds full's records
     other = _run(env, {**SCAN, "width": [1], "i": [0, 5]}, root / "split")
     assert other.skipped >= 2 * 3 and {r["key_hash"] for r in other.records} <= set(_store(root / "split"))
@@ -374,3 +383,37 @@ def test_painters_export_of_a_smollm2_duplication_reloads_equal(tmp_path, capsys
     with torch.no_grad():
         got = reloaded(**ids).logits
     assert torch.equal(got, expected), (got - expected).abs().max()
+
+
+# ---- the command line, one process and two -------------------------------------------------------
+def test_the_scan_from_the_command_line_on_one_and_two_processes(scan_env, tmp_path, capsys):
+    """``painters decoder run`` prints the scan's table and the held-out re-estimate; torchrun with
+    2 processes writes exactly the records one process writes (both rounds dealt out, every
+    process picking the same winners)."""
+    import yaml
+
+    from painters.cli import main
+    from test_multiprocess import TORCHRUN, _launch, _records
+
+    folder = tmp_path / "tiny-llama"
+    scan_env["model"].save_pretrained(folder)
+    scan_env["tokenizer"].save_pretrained(folder)
+    config = tmp_path / "scan.yaml"
+    config.write_text(yaml.safe_dump({**SCAN, "model": str(folder), "width": [2]}))
+
+    def args(results):
+        return ["decoder", "run", str(config), "--data-dir", str(scan_env["data_dir"]), "--results", str(results), "--quiet"]
+
+    assert main(args(tmp_path / "one")) == 0
+    out = capsys.readouterr().out
+    assert "8 plans x 2 tasks" in out and "Held-out re-estimate (winner across tasks: " in out
+    assert out.count("held-out ") >= 2 and "(n=3)" in out and "(n=2)" in out
+    one = _records(tmp_path / "one")
+    assert {r["split"] for r in one.values()} == {"scan", "holdout"}
+
+    done = _launch(TORCHRUN + ["2"], args(tmp_path / "two"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Held-out re-estimate") == 1, "the main process alone prints"
+    two = _records(tmp_path / "two")
+    assert two == one
+    assert {r["process"] for r in ResultsStore(tmp_path / "two").records("decoder")} == {0, 1}, "both took a share"

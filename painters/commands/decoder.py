@@ -71,6 +71,10 @@ def _run(args) -> int:
     print(f"\n{len(outcome.specs)} plans x {len(outcome.tasks)} tasks: {outcome.written} records written, "
           f"{outcome.skipped} found, {outcome.seconds:.0f} s\n")
     print(table)
+    if getattr(outcome, "holdout", None):  # a sweep with a held-out split: the winners re-estimated
+        from decoder_eval.holdout import render as render_holdout
+
+        print("\n" + render_holdout(outcome.choice, outcome.records, outcome.holdout))
     if outcome.wandb:
         print(outcome.wandb)
     if args.report:
