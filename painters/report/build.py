@@ -14,6 +14,7 @@ from pathlib import Path
 from glue_painters.errors import UserError
 from glue_painters.results import atomic_write_text
 from painters.report.data import Group, load_groups
+from painters.report.extra_sections import extra_sections
 from painters.report.similarity_claim import Similarity, load_similarities
 from painters.report.figures import Figure, NotDrawn, draw_group, draw_similarity
 from painters.report.findings import all_findings
@@ -36,6 +37,7 @@ class ReportOutput:
     wandb_runs: list[Path] = field(default_factory=list)
     wandb_dir: Path | None = None  # the run folder (the sweeps' too): <results>, or WANDB_DIR / --wandb-dir
     wandb_sweep_runs: tuple[int, int] = (0, 0)  # (records with their sweep's run there, records)
+    sections: list = field(default_factory=list)  # the relayering scan, the paths (extra_sections)
 
 
 def build_report(results, out, *, track: str = "all", models: list[str] | None = None,
@@ -73,6 +75,8 @@ def build_report(results, out, *, track: str = "all", models: list[str] | None =
     figures += figures_frontier
     missing += missing_frontier
     findings = all_findings(groups, sims, sesoi)
+    sections, lost = extra_sections(results, track, models, tasks)
+    missing += lost
     n_records = sum(len(g.records) for g in groups)
     sources = {"summary": f"{n_records} records in {results} ({', '.join(g.title for g in groups) or 'no records'})"
                           f" and {len(sims)} similarity report(s)"}
@@ -81,19 +85,20 @@ def build_report(results, out, *, track: str = "all", models: list[str] | None =
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = out / FIGURE_DIR
     fig_dir.mkdir(exist_ok=True)
+    drawn = figures + [f for s in sections for f in s.figures]
     for old in fig_dir.glob("*.png"):  # figures of records no longer selected must not linger
-        if old.stem not in {f.name for f in figures}:
+        if old.stem not in {f.name for f in drawn}:
             old.unlink()
-    for f in figures:
+    for f in drawn:
         tmp = fig_dir / f".{f.name}.png.tmp"
         tmp.write_bytes(f.png)
         tmp.replace(fig_dir / f"{f.name}.png")
     html_path, md_path = out / "report.html", out / "report.md"
     kw = dict(title=title, command=command, groups=groups, figures=figures, missing=missing,
-              findings=findings, sources=sources)
+              findings=findings, sources=sources, sections=sections)
     atomic_write_text(html_path, render_html(**kw))
     atomic_write_text(md_path, render_markdown(**kw, figure_dir=FIGURE_DIR))
-    output = ReportOutput(html_path, md_path, groups, sims, figures, missing, findings)
+    output = ReportOutput(html_path, md_path, groups, sims, figures, missing, findings, sections=sections)
     if wandb:
         from painters.report import wandb_log
 

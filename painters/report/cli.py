@@ -10,6 +10,7 @@ import shlex
 import sys
 
 from painters.options import add_results
+from painters.report.relayer_cli import add_report_subcommands
 from glue_painters.errors import UserError
 
 
@@ -139,4 +140,5 @@ def add_subparsers(sub) -> None:
                    help="create the W&B comparison report from a spec written by an offline --wandb run "
                         "(needs WANDB_MODE=online and a login); nothing else is done")
     p.set_defaults(func=_report)
+    add_report_subcommands(p)  # painters report relayer | paths: one section alone
 
