@@ -14,7 +14,8 @@ What is real and what is assumed:
 * plans: the paper's variants at each N for 32 layers (``plans_for``);
 * ours: ``decode_units`` under ``--memory`` GB of K/V (weights and activations need the rest),
   each unit prefilled per prompt batch through the trie, then one decoding step per generated
-  token over the unit's unfinished rows, branch by branch (finished rows leave at once: the
+  token over the unit's unfinished rows, forward by forward as the engine runs them (prefix
+  branches, then shared tails: ``generation_layout.Layout.forwards``) (finished rows leave at once: the
   engine's lag of up to an eighth of the batch is left out);
 * stock: per plan and prompt batch, ``generate`` prefills the batch and decodes until its longest
   row stops, every row in every step;
@@ -40,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from decoder_sweep import plans_for  # noqa: E402
 from engine_work_gpu import GPU, llama2_7b  # noqa: E402
 
-from decoder_eval.generation_engine import branches, decode_units  # noqa: E402
+from decoder_eval.generation_layout import branches, decode_units, layout  # noqa: E402
 from decoder_eval.work import Shapes, _members  # noqa: E402
 from glue_painters.results import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -79,6 +80,7 @@ def ours(roof: Roofline, plans, prompts, made, batch: int, budget: int | None) -
     units = decode_units(shapes, plans, roof.kv, budget)
     for chunk, group in units:
         roots, ordered = branches(group)
+        forwards = list(layout(group).forwards())  # a decoding step: prefix branches, then shared tails
         docs = [d for i in chunk for d in batches[i]]
         width = max(prompts[d] for d in docs)
         for i in chunk:  # prefill, one prompt batch at a time, each branch once
@@ -90,11 +92,10 @@ def ours(roof: Roofline, plans, prompts, made, batch: int, budget: int | None) -
         longest = max(made[p.text][d] for p in ordered for d in docs)
         for step in range(1, longest):
             live = {p.text: sum(made[p.text][d] > step for d in docs) for p in ordered}
-            for root in roots:
-                for b in root.all():
-                    rows = sum(live[p.text] for p in ordered[b.lo:b.hi])
-                    if rows:
-                        roof.layers(b.segment, rows, 1, width + step, "decode")
+            for segment, members in forwards:
+                rows = sum(live[ordered[p].text] for p in members)
+                if rows:
+                    roof.layers(segment, rows, 1, width + step, "decode")
             roof.head(sum(live.values()))
     return units
 

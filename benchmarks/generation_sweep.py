@@ -132,16 +132,23 @@ def main(argv=None):
                     help="prompts per batch on both sides (lm-eval's default 1); ours decodes all together")
     ap.add_argument("--max-gen-toks", type=int, default=None, help="default: the task's (lm-eval GSM8K: 256)")
     ap.add_argument("--memory", type=float, default=None, help="our generation memory budget, GB")
+    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                    help="both sides' weights and activations; float64 makes a near-tied greedy step "
+                         "decide the same whatever the batch shape (float32 rounds differently per shape)")
+    ap.add_argument("--phases", nargs="+", choices=("stock-a", "ours", "stock-b"),
+                    default=["stock-a", "ours", "stock-b"],
+                    help="run only these phases now (the state file keeps the others; the report is "
+                         "written once all are done)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default="reports/generation_sweep_bench")
     args = ap.parse_args(argv)
 
     out = Path(args.out)
-    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "phases")}
     settings["threads"] = torch.get_num_threads()
     state_path = out.with_suffix(".state.json")
     state = load_state(state_path, settings)
-    model, tok = load_model(args.model)
+    model, tok = load_model(args.model, dtype=args.dtype)
     plans = [p for _, _, p in plans_for(num_layers(model), args.n)]
     gen_kwargs = {"max_gen_toks": args.max_gen_toks} if args.max_gen_toks else None
     from decoder_eval.lm_eval_loading import LmEvalOptions
@@ -158,6 +165,8 @@ def main(argv=None):
                 task.set_config(key="generation_kwargs", value=gen_kwargs, update=True)
         half = len(plans) // 2
         for phase in ("stock-a", "ours", "stock-b"):
+            if phase not in args.phases:
+                continue
             if phase == "ours":
                 if state["ours"] is None:
                     print(f"ours: {len(plans)} plans in one pass", flush=True)
@@ -171,6 +180,9 @@ def main(argv=None):
                     state["stock"][plan.text] = run_stock(model, tok, plan, task_dict, args.limit, args.batch_size)
                     atomic_write_json(state_path, state)
                 print(f"stock {plan.text}: {state['stock'][plan.text]['seconds']:.1f} s", flush=True)
+    if state["ours"] is None or any(p.text not in state["stock"] for p in plans):
+        print(f"phases left: run again with the other --phases; state kept in {state_path}")
+        return
     for plan in plans:
         differ = prompt_mismatches({TASK: data}, {TASK: state["stock"][plan.text]["samples"]})
         if differ:

@@ -15,7 +15,8 @@ Two operations the engine needs and a plain cache lacks:
 
 * ``assemble_cache``: a branch's prompt is prefilled once per document (the plans below the branch
   share it; each prompt batch as ``generate`` would see it), then each of those plans' rows gets
-  the document's prompt KV, batches of other widths left padded to one width;
+  the document's prompt KV, batches of other widths left padded to one width; a shared tail's
+  rows get their entries from each plan's prefilled remainder;
 * ``compact``: rows whose generation stopped leave the batch; their KV is squeezed out in place.
 """
 
@@ -96,24 +97,27 @@ def cache_bytes(cache: Cache) -> int:
                for t in (layer.key_buffer, layer.value_buffer) if t is not None)
 
 
-def assemble_cache(parts: list[tuple[Cache, int]], docs: int, width: int, capacity: int, repeats: int) -> Cache:
-    """One decoding cache for ``repeats`` plans x ``docs`` documents from prompt batches prefilled
-    apart: ``parts`` holds each batch's prefill cache and the index of its first document. A batch
+def assemble_cache(blocks: list[tuple[list[tuple[Cache, int]], int]], docs: int, width: int, capacity: int,
+                   entries: int) -> Cache:
+    """One decoding cache of ``entries`` layers for ``len(blocks)`` x ``docs`` rows, from prompt
+    batches prefilled apart. Row block k (one plan's documents) takes ``blocks[k] = (parts,
+    first)``: each prompt batch's prefill cache with the index of its first document, read from
+    layer ``first`` on (a tail's entries sit inside each plan's prefilled remainder). A batch
     narrower than ``width`` is left padded in place (zeros, which the attention mask hides), so
     every row's next position is ``width``."""
-    first = parts[0][0]
     layers = []
-    for j, layer in enumerate(first.layers):
-        kb, vb = layer.key_buffer, layer.value_buffer
+    rows = len(blocks) * docs
+    for j in range(entries):
+        kb, vb = (getattr(blocks[0][0][0][0].layers[blocks[0][1] + j], n) for n in ("key_buffer", "value_buffer"))
         out = GrowingLayer(capacity)
         out.length = width
-        out.key_buffer = kb.new_zeros((repeats * docs, kb.shape[1], capacity, kb.shape[-1]))
-        out.value_buffer = vb.new_zeros((repeats * docs, vb.shape[1], capacity, vb.shape[-1]))
-        out.rows, out.device, out.is_initialized = repeats * docs, kb.device, True
-        for cache, offset in parts:
-            src = cache.layers[j]
-            n, w = src.rows, src.length
-            for k in range(repeats):
+        out.key_buffer = kb.new_zeros((rows, kb.shape[1], capacity, kb.shape[-1]))
+        out.value_buffer = vb.new_zeros((rows, vb.shape[1], capacity, vb.shape[-1]))
+        out.rows, out.device, out.is_initialized = rows, kb.device, True
+        for k, (parts, first) in enumerate(blocks):
+            for cache, offset in parts:
+                src = cache.layers[first + j]
+                n, w = src.rows, src.length
                 start = k * docs + offset
                 out.key_buffer[start:start + n, :, width - w:width] = src.keys
                 out.value_buffer[start:start + n, :, width - w:width] = src.values

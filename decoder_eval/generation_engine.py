@@ -11,7 +11,10 @@ batches of prompts) this engine does for all plans together, with the same outpu
 2. **One decoding batch.** Every (plan, document) pair is a row. Each step feeds every unfinished
    row its last token: rows of all plans go through a branch they share as one batch and split
    where the plans diverge (rows are ordered plan by plan in the trie's depth-first order, so a
-   branch's rows are one contiguous slice). Each branch keeps its rows' KV in a ``GrowingLayer``
+   branch's rows are one contiguous slice); after their own steps, the rows of every plan that
+   ends with the same steps run them as one batch too (shared tails, ``generation_layout``: a
+   step costs the weights it reads, so fewer, fuller forwards). Each branch and tail keeps its
+   rows' KV in a ``GrowingLayer``
    cache (``generation_cache``), started from the shared prefill's KV. A row stops at its own
    stop string, EOS or ``max_gen_toks`` and leaves the batch (finished rows are squeezed out of
    the caches once they are an eighth of the batch).
@@ -32,17 +35,21 @@ lm-eval in float64, where a near-tie cannot flip.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
 
 from glue_painters.plans import Plan
-from glue_painters.prefix_share import PlanTrie, last_entry, output_logits, split_is_exact
+from glue_painters.prefix_share import last_entry, output_logits, split_is_exact
 from glue_painters.rewire import rewired
 
 from .generation import Generator, PreparedGeneration
 from .generation_cache import assemble_cache, compact_cache, growing_cache
+from .generation_layout import (Branch, Layout, branches, cache_keyword, decode_units, group_bytes,
+                                kv_bytes_from_config, kv_bytes_per_token, layout, plan_groups)
+
+__all__ = ["BatchGenerator", "branches", "decode_units", "greedy_is_argmax", "group_bytes", "kv_bytes_from_config",
+           "kv_bytes_per_token", "plan_groups"]
 
 # generation-config fields that make ``generate`` pick something else than the logits' argmax
 _NOT_ARGMAX = ("num_beams", "repetition_penalty", "encoder_repetition_penalty", "no_repeat_ngram_size",
@@ -66,124 +73,6 @@ def greedy_is_argmax(model) -> tuple[bool, str]:
         if value != base and value not in (None, 0, 1, 1.0, [], (), False):
             return False, f"its generation config sets {name}={value!r}"
     return True, ""
-
-
-@dataclass
-class _Branch:
-    """A run of steps between two branch points of the trie, with the plans below it
-    (``lo``..``hi`` in depth-first order) and those ending right after it."""
-
-    segment: Plan
-    lo: int
-    hi: int
-    ends: list[int]
-    children: list["_Branch"] = field(default_factory=list)
-    cache: object = None
-
-    def all(self):
-        yield self
-        for c in self.children:
-            yield from c.all()
-
-
-def branches(plans: Sequence[Plan], share: bool = True) -> tuple[list[_Branch], list[Plan]]:
-    """The trie's branches (roots) and the plans in depth-first order (each branch's plans are
-    then one contiguous range). Without ``share`` every plan is its own root branch."""
-    unique = list({p.text: p for p in plans}.values())
-    if not share:
-        return [_Branch(p, i, i + 1, [i]) for i, p in enumerate(unique)], unique
-    trie = PlanTrie(unique)
-    order: list[str] = []
-
-    def build(node) -> list[_Branch]:
-        out = []
-        for edge in trie.edges(node):
-            lo, ends = len(order), []
-            for text in edge.child.ends:
-                ends.append(len(order))
-                order.append(text)
-            children = build(edge.child)
-            out.append(_Branch(Plan(tuple(edge.units)), lo, len(order), ends, children))
-        return out
-
-    roots = build(trie.root)
-    return roots, [trie.plans[t] for t in order]
-
-
-def kv_bytes_per_token(model) -> int:
-    """Bytes of K and V one token leaves in one layer's cache, measured on the model itself (a
-    one-token forward), so grouped-query, latent or odd attention come out right."""
-    device = next(model.parameters()).device
-    cache = growing_cache(_num_layers(model), 1)
-    with torch.no_grad():
-        model.base_model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=device),
-                         **{_cache_keyword(model): cache}, use_cache=True)
-    sizes = [layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
-             for layer in cache.layers if layer.is_initialized]
-    return max(sizes) if sizes else 0
-
-
-def kv_bytes_from_config(config, dtype_bytes: int) -> int:
-    """The same from a config alone (the dry run has no weights): K and V of every key/value head."""
-    config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    heads = config.num_attention_heads
-    kv = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return 2 * kv * head_dim * dtype_bytes
-
-
-def _num_layers(model) -> int:
-    from glue_painters.rewire import num_layers
-
-    return num_layers(model)
-
-
-def _cache_keyword(model) -> str:
-    params = inspect.signature(model.base_model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def group_bytes(plans: Sequence[Plan], rows: int, length: int, per_token: int) -> int:
-    """KV bytes of decoding ``plans`` together on ``rows`` documents of ``length`` positions."""
-    roots, _ = branches(plans)
-    return sum(b.segment.executions * (b.hi - b.lo) * rows * length * per_token
-               for r in roots for b in r.all())
-
-
-def plan_groups(plans: Sequence[Plan], rows: int, length: int, per_token: int,
-                budget: int | None) -> list[list[Plan]]:
-    """The plans cut into consecutive groups (depth-first trie order keeps shared prefixes
-    together) whose KV fits ``budget`` bytes; a plan that alone exceeds it runs alone."""
-    _, ordered = branches(plans)
-    if budget is None:
-        return [ordered] if ordered else []
-    groups: list[list[Plan]] = []
-    for plan in ordered:
-        if groups and group_bytes(groups[-1] + [plan], rows, length, per_token) <= budget:
-            groups[-1].append(plan)
-        else:
-            groups.append([plan])
-    return groups
-
-
-def decode_units(shapes: Sequence[tuple[int, int, int]], plans: Sequence[Plan], per_token: int,
-                 budget: int | None) -> list[tuple[tuple[int, ...], list[Plan]]]:
-    """Work units in order: (prompt batches decoded together, plan group). ``shapes``: per prompt
-    batch (documents, padded width, tokens to generate). Prompt batches join one decoding batch
-    while the costliest plan alone still fits the budget; the plans are then cut into groups that
-    fit (``plan_groups``). Also what the dry run shows."""
-    def size(chunk):
-        return sum(shapes[i][0] for i in chunk), max(shapes[i][1] for i in chunk) + max(shapes[i][2] for i in chunk)
-
-    widest = max(plans, key=lambda p: p.executions)
-    chunks: list[list[int]] = []
-    for index in range(len(shapes)):
-        grown = (chunks[-1] if chunks else []) + [index]
-        if chunks and (budget is None or group_bytes([widest], *size(grown), per_token) <= budget):
-            chunks[-1] = grown
-        else:
-            chunks.append([index])
-    return [(tuple(chunk), group) for chunk in chunks for group in plan_groups(plans, *size(chunk), per_token, budget)]
 
 
 class BatchGenerator:
@@ -279,7 +168,8 @@ class BatchGenerator:
         indices)``, left padded; each prefilled as it is, as ``generate`` would see it, then all
         decoded together): ``{plan text: [(request, text), ...]}``."""
         device = next(self.model.parameters()).device
-        roots, ordered = branches(plans, self.share_prefix)
+        lay = layout(plans, self.share_prefix)
+        ordered = lay.ordered
         width = max(ids.shape[1] for ids, _, _ in batches)
         offsets, idx = [], []
         for _, _, part in batches:
@@ -297,36 +187,42 @@ class BatchGenerator:
         finished = [False] * rows
         last = torch.zeros(rows, dtype=torch.long, device=device)
 
-        def pick(branch_plan: int, logits: torch.Tensor, row_ids: torch.Tensor) -> None:
+        def pick(logits: torch.Tensor, row_ids: torch.Tensor) -> None:
             last[row_ids] = logits.float().argmax(dim=-1)
             if self.trace is not None:
                 self.trace.append(("head", len(row_ids)))
 
-        # prefill: each prompt batch as generate would see it, each branch once per document; the
-        # branch's KV is then handed to each plan's rows (assemble_cache)
-        parts: dict[int, list] = {}
+        # prefill: each prompt batch as generate would see it, each branch once per document (a
+        # plan's own last branch: its whole remainder, tails included); the decoding caches are
+        # then cut from these (assemble_cache)
+        parts: dict[Branch, list] = {}
 
-        def prefill(branch: _Branch, hidden, ids, bmask, offset):
+        def prefill(branch: Branch, hidden, ids, bmask, offset):
             n, w = ids.shape
             positions = (bmask.long().cumsum(-1) - 1).masked_fill(bmask == 0, 0) if self.positions else None
             feed = {"input_ids": ids} if hidden is None else {"inputs_embeds": hidden}
-            final, after, cache = self._forward(branch.segment, feed, None if bool((bmask == 1).all()) else bmask,
-                                                positions, growing_cache(branch.segment.executions, w),
+            final, after, cache = self._forward(branch.prefill, feed, None if bool((bmask == 1).all()) else bmask,
+                                                positions, growing_cache(branch.prefill.executions, w),
                                                 bool(branch.children))
-            parts.setdefault(id(branch), []).append((cache, offset))
+            parts.setdefault(branch, []).append((cache, offset))
             for p in branch.ends:
                 rows_of = torch.arange(p * docs + offset, p * docs + offset + n, device=device)
-                pick(p, output_logits(self.model, final[:, -1]), rows_of)
+                pick(output_logits(self.model, final[:, -1]), rows_of)
             del final
             for child in branch.children:
                 prefill(child, after, ids, bmask, offset)
 
         for (ids, bmask, _), offset in zip(batches, offsets):
-            for root in roots:
+            for root in lay.roots:
                 prefill(root, None, ids.to(device), bmask.to(device), offset)
-        for root in roots:
-            for b in root.all():
-                b.cache = assemble_cache(parts.pop(id(b)), docs, width, capacity, b.hi - b.lo)
+        for b in lay.branches():
+            if b.segment is not None:
+                b.cache = assemble_cache([(parts[b], 0)] * (b.hi - b.lo), docs, width, capacity,
+                                         b.segment.executions)
+        for t in lay.tails_in_order():
+            t.cache = assemble_cache([(parts[lay.leaf_of(p)], t.offsets[p]) for p in t.plans], docs, width,
+                                     capacity, t.segment.executions)
+        parts.clear()
         active = torch.arange(rows, device=device)
         step = 0
         while True:
@@ -337,7 +233,7 @@ class BatchGenerator:
                 break
             dead = len(active) - int(live.sum())
             if dead and dead * 8 >= len(active):
-                self._compact(roots, active, live, docs)
+                self._compact(lay, active, live, docs)
                 active = active[live]
             doc_of = active % docs
             feed_ids = last[active].unsqueeze(1)
@@ -345,28 +241,55 @@ class BatchGenerator:
             if keep_mask:
                 step_mask = torch.cat([mask[doc_of], mask.new_ones((len(active), step))], dim=1)
             step_pos = (lengths[doc_of] - 1 + step).unsqueeze(1) if self.positions else None
+            ended: list[tuple[torch.Tensor, torch.Tensor]] = []  # (final states, rows) of plans ending
+            into_tails: dict[int, torch.Tensor] = {}  # active position -> state entering its tail
 
-            def visit(branch: _Branch, s: int, e: int, hidden):
-                feed = {"input_ids": feed_ids[s:e]} if hidden is None else {"inputs_embeds": hidden}
-                final, after, _ = self._forward(
-                    branch.segment, feed, None if step_mask is None else step_mask[s:e],
-                    None if step_pos is None else step_pos[s:e], branch.cache, bool(branch.children))
+            def run(segment, cache, at, hidden, capture):
+                """``segment`` on the rows at active positions ``at`` (a slice or an index)."""
+                feed = {"input_ids": feed_ids[at]} if hidden is None else {"inputs_embeds": hidden}
+                return self._forward(segment, feed, None if step_mask is None else step_mask[at],
+                                     None if step_pos is None else step_pos[at], cache, capture)
+
+            def visit(branch: Branch, s: int, e: int, hidden):
+                if branch.segment is None:  # a plan whose steps after its last branch point are all shared
+                    into_tails.update(zip(range(s, e), hidden))
+                    return
+                final, after, _ = run(branch.segment, branch.cache, slice(s, e), hidden,
+                                      bool(branch.children) or branch.tail is not None)
+                if branch.tail is not None:
+                    into_tails.update(zip(range(s, e), after))
+                    return
                 for p in branch.ends:
                     ps, pe = self._slice(active, p * docs, (p + 1) * docs)
                     if pe > ps:
-                        pick(p, output_logits(self.model, final[ps - s:pe - s, -1]), active[ps:pe])
+                        ended.append((final[ps - s:pe - s, -1], active[ps:pe]))
                 for child in branch.children:
                     cs, ce = self._slice(active, child.lo * docs, child.hi * docs)
                     if ce > cs:
                         visit(child, cs, ce, after[cs - s:ce - s])
 
-            for root in roots:
+            for root in lay.roots:
                 s, e = self._slice(active, root.lo * docs, root.hi * docs)
                 if e > s:
                     visit(root, s, e, None)
-        for root in roots:
-            for b in root.all():
-                b.cache = None
+            for tail in lay.tails_in_order():
+                at = self._positions(active, tail.plans, docs)
+                if len(at) == 0:
+                    continue
+                hidden = torch.stack([into_tails[i] for i in at.tolist()])
+                final, after, _ = run(tail.segment, tail.cache, at, hidden, tail.parent is not None)
+                if tail.parent is not None:
+                    into_tails.update(zip(at.tolist(), after))
+                else:
+                    ended.append((final[:, -1], active[at]))
+            # one output head for the rows of every plan: a decoding step is bound by weight reads,
+            # and the head (vocabulary x hidden) is the largest matrix; read once, not once per plan
+            pick(output_logits(self.model, torch.cat([h for h, _ in ended])),
+                 torch.cat([r for _, r in ended]))
+        for b in lay.branches():
+            b.cache = None
+        for t in lay.tails_in_order():
+            t.cache = None
         out: dict[str, list[tuple[int, str]]] = {p.text: [] for p in ordered}
         for r in range(rows):
             plan, doc = ordered[r // docs], r % docs
@@ -403,12 +326,18 @@ class BatchGenerator:
         bounds = torch.searchsorted(active, torch.tensor([lo, hi], device=active.device))
         return int(bounds[0]), int(bounds[1])
 
-    def _compact(self, roots: list[_Branch], active: torch.Tensor, live: torch.Tensor, docs: int) -> None:
-        for root in roots:
-            for b in root.all():
+    def _positions(self, active: torch.Tensor, plans: Sequence[int], docs: int) -> torch.Tensor:
+        """Active positions of the rows of ``plans`` (ascending plan indices), ascending."""
+        spans = [self._slice(active, p * docs, (p + 1) * docs) for p in plans]
+        return torch.cat([torch.arange(a, b, device=active.device) for a, b in spans])
+
+    def _compact(self, lay: Layout, active: torch.Tensor, live: torch.Tensor, docs: int) -> None:
+        for b in lay.branches():
+            if b.segment is not None:
                 s, e = self._slice(active, b.lo * docs, b.hi * docs)
-                keep = torch.nonzero(live[s:e]).flatten()
-                compact_cache(b.cache, keep)
+                compact_cache(b.cache, torch.nonzero(live[s:e]).flatten())
+        for t in lay.tails_in_order():
+            compact_cache(t.cache, torch.nonzero(live[self._positions(active, t.plans, docs)]).flatten())
 
     def _forward(self, segment: Plan, feed: dict, mask, positions, cache, capture: bool):
         """``segment`` on the model from ``feed`` (token ids or a hidden state) with ``cache``:
@@ -427,7 +356,7 @@ class BatchGenerator:
             try:
                 extra = {} if positions is None else {"position_ids": positions}
                 out = self.model.base_model(**feed, attention_mask=mask, use_cache=True,
-                                            **{_cache_keyword(self.model): cache}, **extra)
+                                            **{cache_keyword(self.model): cache}, **extra)
             finally:
                 if handle is not None:
                     handle.remove()

@@ -68,6 +68,73 @@ def test_every_plan_generates_what_stock_lm_eval_generates(arch):
         assert ours[plan.text] == stock_generate(model, tok, plan), (arch, plan.text)
 
 
+def _decode_path(lay, p):
+    """The units plan p's rows run through in one decoding step under layout ``lay``."""
+    units = []
+
+    def down(branches):
+        for b in branches:
+            if b.lo <= p < b.hi:
+                if b.segment is not None:
+                    units.extend(b.segment.units())
+                if p in b.ends and b.tail is None:
+                    return True
+                if b.tail is not None:
+                    tail = b.tail
+                    while tail is not None:
+                        units.extend(tail.segment.units())
+                        tail = tail.parent
+                    return True
+                return down(b.children)
+        return False
+
+    assert down(lay.roots)
+    return units
+
+
+def test_shared_tails_cut_the_paper_sweeps_decoding_forwards_and_keep_each_plans_steps():
+    """The paper's 19 plans at N = 4, 8, 12 on 30 layers: a decoding step runs 261 layer executions
+    in 25 forwards (the prefix trie alone: 406), and each plan's rows still run exactly its steps."""
+    from decoder_eval.generation_layout import layout
+
+    plans = [variants.build("full", 30)] + [
+        variants.build(v, 30, n=n) for n in (4, 8, 12)
+        for v in ("skip", "middle_repeat", "reverse", "random", "parallel", "looped_parallel")]
+    lay = layout(plans)
+    roots, _ = branches(plans)
+    assert sum(b.segment.executions for r in roots for b in r.all()) == 406
+    assert sum(segment.executions for segment, _ in lay.forwards()) == 261
+    assert [t.segment.text for t in lay.tails] == ["26-29"] and len(lay.tails[0].plans) == 19
+    for p, plan in enumerate(lay.ordered):
+        assert _decode_path(lay, p) == list(plan.units()), plan.text
+
+
+# plans whose tails take a whole remainder: '1-7' is alone from its first step (a root keeps that
+# step: a tail is fed hidden states, not token ids); '0,4-7' has no own step left after the
+# trie's branch point at 0 (its rows go straight from the shared '0' into the tail '4-7'); tails
+# nest ('6-7' under '4-5' for some plans, alone for others)
+TAIL_PLANS = ["0-7", "1-7", "0,4-7", "0,2,4-7", "0,3,6-7", "0-2,6-7", "0,5,5,6-7"]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3_text"])
+def test_plans_ending_alike_generate_what_stock_lm_eval_generates(arch):
+    from decoder_eval.generation_layout import layout
+    from glue_painters.plans import Plan
+
+    plans = [Plan.parse(t) for t in TAIL_PLANS]
+    lay = layout(plans)
+    assert any(b.segment is None for b in lay.branches())  # an own part emptied by a tail
+    assert any(t.children for t in lay.tails)  # nested tails
+    for p, plan in enumerate(lay.ordered):
+        assert _decode_path(lay, p) == list(plan.units()), plan.text
+    model, tok = _model(arch), byte_tokenizer()
+    engine = BatchGenerator(model, tok, batch_size=3)
+    ours = engine.run(engine.prepare(_requests()), plans)
+    assert engine.fallback is None
+    for plan in plans:
+        assert ours[plan.text] == stock_generate(model, tok, plan), (arch, plan.text)
+
+
 @pytest.mark.parametrize("arch", ["gpt2", "opt"])
 def test_models_that_transform_inputs_embeds_fall_back_to_plan_by_plan(arch):
     """GPT-2 and OPT add learned positions to ``inputs_embeds`` inside their forward: a branch fed
