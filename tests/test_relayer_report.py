@@ -18,6 +18,7 @@ from glue_painters.results import ResultsStore
 from glue_painters.variants import VariantSpec
 from painters.cli import main
 from painters.report.relayer import load_scans
+from test_relayering import scan_env  # noqa: F401 - the decoder sweep's tiny scan, a fixture
 
 T = 8
 WIDTHS = (1, 2, 3)
@@ -170,3 +171,26 @@ def test_the_main_report_carries_the_relayering_section(tmp_path):
     html = (tmp_path / "r" / "report.html").read_text()
     assert "id='relayering'" in html and "Bonferroni" in html
     assert (tmp_path / "r" / "report_figures" / "relayer_tiny.png").is_file()
+
+
+def test_a_real_scan_with_a_held_out_round_reads_back(scan_env):
+    """End to end on the decoder sweep's own records (a tiny llama, tests/test_relayering.py's scan):
+    every cell of the scan in its task's family, the winners' held-out rows from held-out records of
+    the held-out size only, and their estimate the mean paired difference of those records."""
+    from test_relayering import SCAN, _run
+
+    out = _run(scan_env, SCAN, scan_env["root"] / "report")
+    (s,) = load_scans(scan_env["root"] / "report")
+    held_n = {"arc_easy": 3, "hellaswag": 2}
+    for t in s.tasks:
+        assert t.split == "scan" and t.family == len(out.specs) - 1 == len(t.cells)
+        assert len(t.held) == len(out.choice.plans_for(t.task)) >= 1
+        # the scan's best cell is the sweep's winner on that task (its rule, ties included)
+        assert t.best.plan_text == out.choice.per_task[t.task] and any(h.best for h in t.held)
+        full = next(r for r in out.holdout if r["task"] == t.task and r["variant"] == "full")
+        for h in t.held:
+            rec = next(r for r in out.holdout if r["task"] == t.task and r["variant"] == "duplicate"
+                       and VariantSpec.of("duplicate", **r["params"]).text == h.label)
+            primary = full["primary_metric"]
+            assert h.held.n == held_n[t.task] == len(rec["per_item"][primary])
+            assert h.held.estimate == pytest.approx(np.mean(rec["per_item"][primary]) - np.mean(full["per_item"][primary]))

@@ -58,6 +58,7 @@ class Cell:
     times: int
     label: str
     executions: int | None
+    plan_text: str = ""
     interval: stats.Interval | None = None  # None: no per-document scores (counted in the family all the same)
     status: str = stats.INCONCLUSIVE
 
@@ -96,10 +97,10 @@ class TaskScan:
 
     @property
     def best(self) -> Cell | None:
-        """The cell with the largest scan estimate (ties: fewer executions, then label), as the
-        sweep's ``glue_painters.holdout.pick`` chooses."""
+        """The cell with the largest scan estimate (ties: fewer executions, then plan text), as the
+        sweep's ``glue_painters.holdout.pick`` chooses among the cells."""
         scored = [c for c in self.cells if c.interval is not None]
-        return min(scored, key=lambda c: (-c.interval.estimate, c.executions or 0, c.label)) if scored else None
+        return min(scored, key=lambda c: (-c.interval.estimate, c.executions or 0, c.plan_text)) if scored else None
 
     def counts(self) -> dict[str, int]:
         out = {s: 0 for s in (stats.SUPPORTED, stats.CONTRADICTED, stats.NEGLIGIBLE, stats.INCONCLUSIVE)}
@@ -162,7 +163,7 @@ def task_scan(scan: Unit, held: list[Unit], sesoi: float = SESOI, level: float =
     base = scan.values(full)
     rows, order, cells = [], [], []
     for (i, j, times), p in found:
-        cell = Cell(i, j, times, p.label, p.executions)
+        cell = Cell(i, j, times, p.label, p.executions, (p.record.get("plan") or {}).get("text", ""))
         v = scan.values(p)
         if v is not None and v.shape == base.shape:
             rows.append(v)
