@@ -194,3 +194,16 @@ def test_a_real_scan_with_a_held_out_round_reads_back(scan_env):
             primary = full["primary_metric"]
             assert h.held.n == held_n[t.task] == len(rec["per_item"][primary])
             assert h.held.estimate == pytest.approx(np.mean(rec["per_item"][primary]) - np.mean(full["per_item"][primary]))
+
+
+def test_the_main_reports_cells_keep_every_duplicate_block_apart(tmp_path):
+    """Blocks with one start and different ends (or run counts) are different plans: one cell each
+    in the report's groups, with the summary's headline of that block, never pooled like seeds."""
+    from painters.report.data import decoder_groups
+
+    scan_store(tmp_path)
+    (group,) = decoder_groups(ResultsStore(tmp_path).records())
+    dups = [c for c in group.cells.values() if c.variant.startswith("duplicate:")]
+    assert len(dups) == len(cells())
+    assert all(len(c.plans) == 1 and len(c.raw["arc_easy"]) == 1 for c in dups)
+    assert {c.variant for c in dups} == {dup(i, j, k).text for i, j, k in cells()}

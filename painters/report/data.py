@@ -39,7 +39,7 @@ from pathlib import Path
 from glue_painters import recipes
 from glue_painters.errors import UserError
 from glue_painters.results import ResultsStore
-from glue_painters.variants import VariantSpec
+from glue_painters.variants import VariantSpec, block_of
 
 TRACKS = ("decoder", "glue")
 # variants of the paper, in the order the report shows them
@@ -170,6 +170,8 @@ def decoder_groups(records: list[dict], tasks: list[str] | None = None) -> list[
             key = (r["variant"], p.get("n"), p.get("k"), p.get("i"))
             if r["variant"] == "custom":
                 key = ("custom:" + str(p.get("plan")), None, None, None)
+            elif r["variant"] == "duplicate":  # one cell per block: (i, j, times), never pooled over j
+                key = (f"duplicate:i={p.get('i')},j={p.get('j')},times={p.get('times', 2)}", None, None, None)
             c = cells.setdefault(key, Cell(key[0], key[1], key[2], key[3], _cell_label(*key)))
             score = r["metrics"][r["primary_metric"]]
             c.raw.setdefault(r["task"], []).append(score)
@@ -181,7 +183,7 @@ def decoder_groups(records: list[dict], tasks: list[str] | None = None) -> list[
         # the headline: the decoder track's own median (mean ± std of per-seed medians)
         for row in summary.rows:
             for c in cells.values():
-                base = "custom" if c.variant.startswith("custom:") else c.variant
+                base = c.variant.split(":")[0] if c.variant.startswith(("custom:", "duplicate:")) else c.variant
                 if base == row.variant and c.n == row.n and c.k == row.k and row.label == _summary_label(c):
                     c.headline = c.relative = Stat(row.median, row.median_std, row.seeds)
         healed_flag = json.loads(healed) if healed else False
@@ -214,6 +216,9 @@ def _summary_label(c: Cell) -> str:
     """The label ``decoder_eval.summary`` gives this cell's row (variant, ' i=I', ' PLAN')."""
     if c.variant.startswith("custom:"):
         return "custom " + c.variant[len("custom:"):]
+    if c.variant.startswith("duplicate:"):
+        i, j, times = block_of(c.variant)
+        return f"duplicate i={i} j={j}" + (f" ×{times}" if times != 2 else "")
     return c.variant + (f" i={c.i}" if c.i is not None else "")
 
 
