@@ -199,8 +199,13 @@ def build_report(args, argv, state, plans, model) -> dict:
 
     ours, stock = state["ours"], state["stock"]
     stock_seconds = sum(stock[p.text]["seconds"] for p in plans)
+    args_given = list(argv or sys.argv[1:])
+    if "--phases" in args_given:  # which phases one invocation ran does not change what is measured
+        at = args_given.index("--phases")
+        end = next((k for k in range(at + 1, len(args_given)) if args_given[k].startswith("--")), len(args_given))
+        args_given = args_given[:at] + args_given[end:]
     command = ("".join(f"{v}={os.environ[v]} " for v in ("OMP_NUM_THREADS",) if v in os.environ)
-               + "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]))
+               + "python " + " ".join(shlex.quote(a) for a in ["benchmarks/generation_sweep.py", *args_given]))
     return {
         "command": command, "model": args.model, "task": TASK, "limit": args.limit, "batch_size": args.batch_size,
         "max_gen_toks": args.max_gen_toks or 256, "memory_gb": args.memory,
@@ -210,13 +215,26 @@ def build_report(args, argv, state, plans, model) -> dict:
         "agreement": compare(ours, stock, plans), "work": ours["work"], "generated_tokens": ours["generated_tokens"],
         "ours_resumed": ours["resumed"], "fallback": ours["fallback"],
         "metrics": {p.text: ours["plans"][p.text]["metrics"] for p in plans},
+        "layout": layout_counts(plans),
         "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(), "lm_eval": lm_eval.__version__,
                         "python": platform.python_version(), "dtype": str(next(model.parameters()).dtype)},
     }
 
 
+def layout_counts(plans) -> dict:
+    """Layer executions per token: stock (each plan alone), our prefill (the prefix trie: a plan's
+    remainder once per plan) and one decoding step (prefix branches, then shared tails)."""
+    from decoder_eval.generation_layout import branches, layout
+
+    roots, _ = branches(plans)
+    forwards = list(layout(plans).forwards())
+    return {"stock": sum(p.executions for p in plans),
+            "prefill": sum(b.segment.executions for r in roots for b in r.all()),
+            "decode": sum(seg.executions for seg, _ in forwards), "decode_forwards": len(forwards)}
+
+
 def render(r: dict) -> str:
-    a, w = r["agreement"], r["work"]
+    a, w, lay = r["agreement"], r["work"], r["layout"]
     notes = w.get("notes", {})
     rows = "\n".join(f"| `{p}` | {s:.1f} | {sum(r['generated_tokens'].get(p, {}).values())} |"
                      for p, s in r["stock_seconds_per_plan"].items())
@@ -279,17 +297,29 @@ The machine is a shared 2-core CPU; absolute times move with the other jobs on i
   machine shared with other jobs. One thread on both sides: with two, OpenMP spin-waits against the
   other jobs made both sides several times slower.
 - **What bounds the ratio.** The prefill is {notes['prefill']['required'] / max(w['required_flops'], 1):.0%} of the
-  required work; the trie shares it only where plans share layers (for these 19 plans 406 of 609 layer
-  executions per prompt token: at most 1.5x fewer FLOPs than stock). The rest of the gain is decoding:
-  stock advances one row per step, we advance every (plan, document) row per step, but each trie branch
-  still reads its layers' weights once per step for the few rows below it (a plan's own suffix serves
-  {r['limit']} rows), so on this CPU decoding stays bound by weight reads. More documents per decoding batch
-  amortize those reads (rows grow, reads do not); the stock side costs too much here to measure that.
-- **Generations.** Every stock prompt equals ours. A generation that differs does so in float32: our
-  batch shapes (rows of many plans, a prefix computed apart) round differently from stock's, and a
-  degenerate generation with near-tied logits can turn late. The exactness tests compare in float64
-  (`tests/test_generation_engine.py`), where they agree token for token.
+  required work; the trie shares it only where plans share first layers ({lay['prefill']} of {lay['stock']} layer
+  executions per prompt token for these {len(r['plans'])} plans: at most {lay['stock'] / lay['prefill']:.1f}x fewer FLOPs than stock).
+  The rest of the gain is decoding, which on this CPU is bound by reading weights (~4 ms per layer
+  forward whether it advances 2 rows or 40): stock reads every plan's layers once per step per document
+  ({lay['stock']} layer executions per step and document), we run one step for every (plan, document) row in
+  {lay['decode_forwards']} forwards of {lay['decode']} layer executions (prefix branches, then the tails plans end with).
+  More documents per decoding batch amortize those reads further (rows grow, reads do not); the stock
+  side costs too much here to measure that.
+- **Generations.** Every stock prompt equals ours (checked). {dtype_note(r)}
 """
+
+
+def dtype_note(r: dict) -> str:
+    if r["environment"]["dtype"] == "torch.float64":
+        return ("Both sides run in float64: batching rows of many plans changes the order a matrix product "
+                "sums in (on this CPU a row's float32 result differs in its last bits between a batch of 1 and "
+                "a batch of 2 or more), which float32 greedy decoding can turn into another token at a "
+                "near-tie (a degenerate generation did, at character 1139 of 1155, in this benchmark's float32 "
+                "run); in float64 the same rounding sits ~9 orders of magnitude below any logit margin, so "
+                "\"identical\" tests the engine, not the rounding.")
+    return ("In float32 our batch shapes round differently from stock's, and a degenerate generation with "
+            "near-tied logits can turn late; the exactness tests compare in float64 "
+            "(`tests/test_generation_engine.py`), where they agree token for token.")
 
 
 if __name__ == "__main__":
