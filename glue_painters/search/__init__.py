@@ -11,6 +11,7 @@ Where things are:
 * ``cost``: what a plan costs (layer executions, or measured ms/token from a latency table);
 * ``state``: the cache (``Memo``), the run file, ``Found``, reading finished runs back: resuming;
 * ``beam``: ``greedy`` and ``beam`` search by removal;
+* ``grow``: search above the full model's cost, by duplicating blocks (relayering compositions);
 * ``genome`` and ``evolve``: the evolutionary search and its representation;
 * ``baselines``: equal-cost plans from the literature, to judge a search against;
 * ``cli``, ``cli_setup``, ``commands``: ``painters search scores`` and ``painters search run``.
@@ -26,11 +27,12 @@ from .baselines import baselines, drop, equal_depth_variants, skip_block
 from .beam import beam, greedy, removals
 from .cost import Cost, LatencyCost, executions, latency_table
 from .evolve import evolve
+from .grow import blocks, duplications, grow
 from .genome import JOIN, MUTATIONS, SKIP, Genome, drop_weights_from
 from .state import SEARCH_VERSION, Found, Memo, Objective, found_plans, run_key
 
 __all__ = [
     "Cost", "Found", "Genome", "JOIN", "LatencyCost", "MUTATIONS", "Memo", "Objective", "SEARCH_VERSION", "SKIP",
-    "baselines", "beam", "drop", "drop_weights_from", "equal_depth_variants", "evolve", "executions", "found_plans",
-    "greedy", "latency_table", "removals", "run_key", "skip_block",
+    "baselines", "beam", "blocks", "drop", "drop_weights_from", "duplications", "equal_depth_variants", "evolve",
+    "executions", "found_plans", "greedy", "grow", "latency_table", "removals", "run_key", "skip_block",
 ]

@@ -3,6 +3,7 @@
     painters search scores  --model smollm2                      # BI, angular distance, skip-one loss
     painters search run     --model smollm2 --budget 20,24,26 --method greedy
     painters search run     --model smollm2 --budget 20,24,26 --method evolve --seed 0
+    painters search run     --model smollm2 --budget 32,34,36 --method beam --heldout-text wikitext2:test
 
     painters search verdict --model smollm2 --budget 20,24,26 --tasks arc_easy,lambada_openai
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from painters.search import commands
 from painters.search.cli_setup import budget_list, calibration_options
+from painters.search.heldout import add_heldout_options
 from painters.search.verdict import add_verdict
 
 
@@ -45,16 +47,29 @@ def _add_scores(ss) -> None:
 
 
 def _add_run(ss) -> None:
-    r = ss.add_parser("run", help="search for the best plan within each budget",
-                      description="Minimise the calibration loss over plans within each budget. greedy: drop the "
-                                  "layer whose removal hurts least, repeatedly; beam: keep the --width best; evolve: "
-                                  "population, crossover, mutation over skips, parallel groups and loops. Losses are "
-                                  "cached per plan; re-running the same command resumes.")
+    r = ss.add_parser("run", help="search for the best plan within each budget (below or above the full model's cost)",
+                      description="Minimise the calibration loss over plans within each budget. A budget below the "
+                                  "full model's cost shrinks it: greedy drops the layer whose removal hurts least, "
+                                  "repeatedly; beam keeps the --width best; evolve: population, crossover, mutation "
+                                  "over skips, parallel groups and loops. A budget at or above the full model's cost "
+                                  "grows it (relayering, automatically: no flag): greedy/beam start from the full model "
+                                  "and insert a duplicated block (consecutive original layers i..j-1 of the current "
+                                  "plan, run again right after themselves, at most --max-block wide) while it fits, a "
+                                  "beam per budget; the answer is the best plan evaluated whose cost is at most the "
+                                  "budget, the full model included (e.g. --budget 32,34,36 on a 30-layer model; a list "
+                                  "may mix budgets below and above). evolve cannot grow (one line, exit 2). "
+                                  "--heldout-text re-estimates the plans found on text the search never saw. Losses "
+                                  "are cached per plan; re-running the same command resumes. Found plans are plain "
+                                  "plans: 'painters export --plan PLAN' saves them as a checkpoint.")
     calibration_options(r)
     r.add_argument("--budget", required=True, type=budget_list,
-                   help="comma-separated budgets, e.g. 20,24,26 (layer executions, or ms/token with --cost latency)")
+                   help="comma-separated budgets, e.g. 20,24,26 (layer executions, or ms/token with --cost latency); "
+                        "those at or above the full model's cost (e.g. 32,34,36 on 30 layers) grow the model")
     r.add_argument("--method", choices=["greedy", "beam", "evolve"], default="greedy", help="search method (default greedy)")
     r.add_argument("--width", type=int, default=3, help="beam width for --method beam (default 3)")
+    r.add_argument("--max-block", type=int, default=None,
+                   help="growing: widest block a duplication may copy, in layers (default: any that fits the budget)")
+    add_heldout_options(r)
     r.add_argument("--seed", type=int, default=0, help="random seed for --method evolve (default 0)")
     r.add_argument("--generations", type=int, default=8, help="generations for --method evolve (default 8)")
     r.add_argument("--population", type=int, default=10, help="population size for --method evolve (default 10)")
