@@ -56,6 +56,22 @@ def load_state(path: Path, settings: dict) -> dict:
     return {"settings": settings, "stock": {}, "ours": None}
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def timeline(ours: dict, stock: dict) -> str:
+    """When each side ran (UTC), and how many stock plans ran while our pass did (another process)."""
+    if "started" not in ours:
+        return ""
+    spans = [(v["started"], v["ended"]) for v in stock.values() if "started" in v]
+    during = sum(1 for a, b in spans if a < ours["ended"] and b > ours["started"])
+    return (f"Timeline (UTC): our pass {ours['started']} to {ours['ended']}; stock plans "
+            f"{min(a for a, _ in spans)} to {max(b for _, b in spans)}, {during} of them while our pass ran "
+            f"(a second process on the other core: both sides then share the memory bandwidth)."
+            if spans else "")
+
+
 def run_stock(model, tok, plan, task_dict, limit, batch_size) -> dict:
     from lm_eval.evaluator import evaluate
     from lm_eval.models.huggingface import HFLM
@@ -139,15 +155,28 @@ def main(argv=None):
                     default=["stock-a", "ours", "stock-b"],
                     help="run only these phases now (the state file keeps the others; the report is "
                          "written once all are done)")
+    ap.add_argument("--split", type=int, default=None,
+                    help="stock plans run before our pass (stock-a); the rest after (stock-b); default half")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="STATE",
+                    help="state files of other invocations with the same settings (e.g. stock-a in one process "
+                         "while another runs ours and stock-b): their finished phases are taken in")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default="reports/generation_sweep_bench")
     args = ap.parse_args(argv)
 
     out = Path(args.out)
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "phases")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "phases", "split", "merge")}
     settings["threads"] = torch.get_num_threads()
     state_path = out.with_suffix(".state.json")
     state = load_state(state_path, settings)
+    for other in args.merge:
+        theirs = json.loads(Path(other).read_text())
+        if theirs.get("settings") != settings:
+            raise SystemExit(f"{other}: other settings than this run's ({theirs.get('settings')} vs {settings})")
+        state["stock"].update(theirs["stock"])
+        state["ours"] = state["ours"] or theirs["ours"]
+    if args.merge:
+        atomic_write_json(state_path, state)
     model, tok = load_model(args.model, dtype=args.dtype)
     plans = [p for _, _, p in plans_for(num_layers(model), args.n)]
     gen_kwargs = {"max_gen_toks": args.max_gen_toks} if args.max_gen_toks else None
@@ -163,21 +192,25 @@ def main(argv=None):
         if gen_kwargs:
             for task in task_dict["tasks"].values():
                 task.set_config(key="generation_kwargs", value=gen_kwargs, update=True)
-        half = len(plans) // 2
+        half = len(plans) // 2 if args.split is None else args.split
         for phase in ("stock-a", "ours", "stock-b"):
             if phase not in args.phases:
                 continue
             if phase == "ours":
                 if state["ours"] is None:
                     print(f"ours: {len(plans)} plans in one pass", flush=True)
+                    started = _now()
                     state["ours"] = run_ours(model, tok, plans, data, args.batch_size, memory,
                                              out.parent / (out.name + ".progress"))
+                    state["ours"].update(started=started, ended=_now())
                     atomic_write_json(state_path, state)
                 print(f"ours: {state['ours']['seconds']:.1f} s", flush=True)
                 continue
             for plan in (plans[:half] if phase == "stock-a" else plans[half:]):
                 if plan.text not in state["stock"]:
+                    started = _now()
                     state["stock"][plan.text] = run_stock(model, tok, plan, task_dict, args.limit, args.batch_size)
+                    state["stock"][plan.text].update(started=started, ended=_now())
                     atomic_write_json(state_path, state)
                 print(f"stock {plan.text}: {state['stock'][plan.text]['seconds']:.1f} s", flush=True)
     if state["ours"] is None or any(p.text not in state["stock"] for p in plans):
@@ -200,10 +233,11 @@ def build_report(args, argv, state, plans, model) -> dict:
     ours, stock = state["ours"], state["stock"]
     stock_seconds = sum(stock[p.text]["seconds"] for p in plans)
     args_given = list(argv or sys.argv[1:])
-    if "--phases" in args_given:  # which phases one invocation ran does not change what is measured
-        at = args_given.index("--phases")
-        end = next((k for k in range(at + 1, len(args_given)) if args_given[k].startswith("--")), len(args_given))
-        args_given = args_given[:at] + args_given[end:]
+    for flag in ("--phases", "--merge", "--split"):  # how the phases were run does not change what is measured
+        if flag in args_given:
+            at = args_given.index(flag)
+            end = next((k for k in range(at + 1, len(args_given)) if args_given[k].startswith("--")), len(args_given))
+            args_given = args_given[:at] + args_given[end:]
     command = ("".join(f"{v}={os.environ[v]} " for v in ("OMP_NUM_THREADS",) if v in os.environ)
                + "python " + " ".join(shlex.quote(a) for a in ["benchmarks/generation_sweep.py", *args_given]))
     return {
@@ -216,6 +250,9 @@ def build_report(args, argv, state, plans, model) -> dict:
         "ours_resumed": ours["resumed"], "fallback": ours["fallback"],
         "metrics": {p.text: ours["plans"][p.text]["metrics"] for p in plans},
         "layout": layout_counts(plans),
+        "ours_timing": {k: ours[k] for k in ("started", "ended") if k in ours},
+        "stock_timing": {p.text: {k: stock[p.text][k] for k in ("started", "ended") if k in stock[p.text]}
+                         for p in plans},
         "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(), "lm_eval": lm_eval.__version__,
                         "python": platform.python_version(), "dtype": str(next(model.parameters()).dtype)},
     }
@@ -254,8 +291,8 @@ Command:
 our local files, few-shot seed 1234 as `simple_evaluate` sets it), first {r['limit']} test documents, greedy
 until lm-eval's stop strings or {r['max_gen_toks']} tokens, {r['batch_size']} prompts per batch on both sides,
 {r['environment']['dtype']} on CPU ({r['environment']['threads']} threads), lm-eval {r['environment']['lm_eval']}.
-Stock and ours alternate (half the stock plans, our pass, the other half) so the shared machine's load falls
-on both.
+Stock and ours alternate (stock plans before our pass, our pass, the other stock plans) so the shared
+machine's load falls on both. {timeline(r["ours_timing"], r["stock_timing"])}
 
 | | wall time |
 |---|---:|
