@@ -71,7 +71,8 @@ def cmd_verdict(args) -> int:
     t = num_layers(model)
     for b in args.budget:
         if not 1 <= b < t:
-            raise UserError(f"budget {b:g} must be between 1 and {t - 1} layer executions for a {t}-layer model")
+            raise UserError(f"budget {b:g} must be between 1 and {t - 1} layer executions for a {t}-layer model (the "
+                            f"verdict's baselines are shrinking ones; grown plans: 'search run --heldout-text')")
     memo = memo_for(objective, folder)
     rows = _rows(args, t, folder, load_scores(args, calib.fingerprint))
     plans = list({r["plan"]: Plan.parse(r["plan"]) for r in rows}.values())
