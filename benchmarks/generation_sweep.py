@@ -336,12 +336,15 @@ The machine is a shared 2-core CPU; absolute times move with the other jobs on i
 - **What bounds the ratio.** The prefill is {notes['prefill']['required'] / max(w['required_flops'], 1):.0%} of the
   required work; the trie shares it only where plans share first layers ({lay['prefill']} of {lay['stock']} layer
   executions per prompt token for these {len(r['plans'])} plans: at most {lay['stock'] / lay['prefill']:.1f}x fewer FLOPs than stock).
-  The rest of the gain is decoding, which on this CPU is bound by reading weights (~4 ms per layer
-  forward whether it advances 2 rows or 40): stock reads every plan's layers once per step per document
+  Decoding: a layer forward on this CPU costs about the same whether it advances 2 rows or 40 (it
+  reads the layer's weights); stock reads every plan's layers once per generated token and document
   ({lay['stock']} layer executions per step and document), we run one step for every (plan, document) row in
   {lay['decode_forwards']} forwards of {lay['decode']} layer executions (prefix branches, then the tails plans end with).
-  More documents per decoding batch amortize those reads further (rows grow, reads do not); the stock
-  side costs too much here to measure that.
+  What no exact engine shares is attention: each row attends over its own prompt and generated keys
+  and values (a plan's own layers give other ones than any other plan's), read once per row and step on
+  both sides. More documents therefore add the same prefill and per-row attention to both sides and
+  amortize only the weight reads, while stock also gains in full from documents whose generations stop
+  early (ours decodes a unit until its longest row stops, at the unit's weight-read cost per step).
 - **Generations.** Every stock prompt equals ours (checked). {dtype_note(r)}
 """
 
