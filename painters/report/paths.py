@@ -71,8 +71,11 @@ class Paths:
         return summary_range(self.chance)
 
     def chance_share(self) -> float:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return float(np.nanmean(np.where(self.chance_errors > 0, self.chance / self.chance_errors, np.nan)))
+        """Mean share over the permutations whose permuted full row has errors (NaN if none has)."""
+        has = self.chance_errors > 0
+        if not has.any():
+            return float("nan")
+        return float(np.mean(self.chance[has] / self.chance_errors[has]))
 
     def cheapest_fix(self, d: int) -> int | None:
         """The cheapest eligible plan right on document ``d`` (ties: the earlier plan), or None."""
