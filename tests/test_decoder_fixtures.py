@@ -48,6 +48,18 @@ def tiny_lm(arch: str = "llama", seed: int = 0):
     return model
 
 
+def crash_after(n: int):
+    """An ``on_record`` callback that kills a sweep (KeyboardInterrupt) as its n-th record is written."""
+    seen = []
+
+    def crash(record):
+        seen.append(record)
+        if len(seen) == n:
+            raise KeyboardInterrupt("killed")
+
+    return crash
+
+
 def write_jsonl(path: Path, rows) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -16,7 +16,7 @@ from glue_painters import variants
 from painters.cli import main
 from glue_painters.errors import UserError
 from glue_painters.results import ResultsStore
-from test_decoder_fixtures import byte_tokenizer, data_dir, one_thread, make_data_dir, tiny_lm  # noqa: F401
+from test_decoder_fixtures import byte_tokenizer, crash_after, data_dir, one_thread, make_data_dir, tiny_lm  # noqa: F401
 
 CONFIG = {"model": "tiny-llama", "variants": ["full", "skip", "random", "looped_parallel"], "n": [0, 2],
           "permutation_seeds": 2, "k": [2], "tasks": ["arc_easy", "winogrande", "gsm8k"], "limit": {"default": 2, "gsm8k": 1},
@@ -43,15 +43,8 @@ def test_interrupted_sweep_resumes_to_exactly_the_uninterrupted_records(tmp_path
 
     for stop_after in (4, n_specs + 3, 2 * n_specs + 2):  # in a loglikelihood task, and during generation
         root = tmp_path / f"b{stop_after}"
-        seen = []
-
-        def crash(record, seen=seen, stop_after=stop_after):
-            seen.append(record)
-            if len(seen) == stop_after:
-                raise KeyboardInterrupt("killed")
-
         with pytest.raises(KeyboardInterrupt):
-            S.run_sweep(cfg, results_dir=root, on_record=crash, **run)
+            S.run_sweep(cfg, results_dir=root, on_record=crash_after(stop_after), **run)
         assert len(_records(root)) == stop_after
         again = S.run_sweep(cfg, results_dir=root, **run)
         assert again.written == n_specs * 3 - stop_after

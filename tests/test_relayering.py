@@ -20,7 +20,7 @@ from glue_painters.plans import Layer, Plan, PlanError
 from glue_painters.results import ResultsStore
 from glue_painters.rewire import export_plan, rewired
 from glue_painters.variants import VariantSpec, block_of, duplicate, resolve
-from test_decoder_fixtures import byte_tokenizer, make_data_dir, one_thread, tiny_lm, write_jsonl  # noqa: F401
+from test_decoder_fixtures import byte_tokenizer, crash_after, make_data_dir, one_thread, tiny_lm, write_jsonl  # noqa: F401
 
 T = 30
 
@@ -268,15 +268,8 @@ def test_a_killed_scan_resumes_to_the_uninterrupted_records(scan_env):
     total = len(whole.records) + len(whole.holdout)
     for stop_after in (3, len(whole.records) + 1):  # during the scan, during the held-out round
         where = root / f"killed{stop_after}"
-        seen = []
-
-        def crash(record, seen=seen, stop_after=stop_after):
-            seen.append(record)
-            if len(seen) == stop_after:
-                raise KeyboardInterrupt("killed")
-
         with pytest.raises(KeyboardInterrupt):
-            _run(env, cfg, where, on_record=crash)
+            _run(env, cfg, where, on_record=crash_after(stop_after))
         assert len(_store(where)) == stop_after
         again = _run(env, cfg, where)
         assert again.written == total - stop_after and again.choice == whole.choice
