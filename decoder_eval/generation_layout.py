@@ -111,9 +111,9 @@ class Layout:
             yield t.segment, t.plans
 
 
-def layout(plans: Sequence[Plan], share: bool = True) -> Layout:
-    """The prefix branches and shared tails of ``plans`` (duplicates dropped). Without ``share``
-    every plan is its own root branch and nothing is shared."""
+def layout(plans: Sequence[Plan], share: bool = True, tails: bool = True) -> Layout:
+    """The prefix branches and (with ``tails``) shared tails of ``plans`` (duplicates dropped).
+    Without ``share`` every plan is its own root branch and nothing is shared."""
     unique = list({p.text: p for p in plans}.values())
     if not share:
         return Layout([Branch(p, i, i + 1, [i]) for i, p in enumerate(unique)], unique, [])
@@ -133,9 +133,10 @@ def layout(plans: Sequence[Plan], share: bool = True) -> Layout:
 
     roots = build(trie.root)
     ordered = [trie.plans[t] for t in order]
+    if not tails:
+        return Layout(roots, ordered, [])
     leaves = {b.lo: b for r in roots for b in r.all() if not b.children and b.hi - b.lo == 1}
-    tails = _tails(leaves, {id(r) for r in roots})
-    return Layout(roots, ordered, tails)
+    return Layout(roots, ordered, _tails(leaves, {id(r) for r in roots}))
 
 
 def _tails(leaves: dict[int, Branch], roots: set[int]) -> list[Tail]:
@@ -196,12 +197,7 @@ def _units_before(units: list, executions: int) -> int:
 def branches(plans: Sequence[Plan], share: bool = True) -> tuple[list[Branch], list[Plan]]:
     """The prefix trie's branches (roots) and the plans in depth-first order (each branch's plans
     are then one contiguous range), without tails."""
-    unique = list({p.text: p for p in plans}.values())
-    if not share:
-        return [Branch(p, i, i + 1, [i]) for i, p in enumerate(unique)], unique
-    lay = layout(unique)
-    for b in lay.branches():  # undo the tail cut: each leaf runs its whole remainder
-        b.segment, b.tail = b.prefill, None
+    lay = layout(plans, share, tails=False)
     return lay.roots, lay.ordered
 
 
